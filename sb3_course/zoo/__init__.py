@@ -1,0 +1,42 @@
+"""rl-zoo3 glue: the course algorithms as entries of rl-zoo3's ``ALGOS`` table and their YAML recipes."""
+
+from importlib import resources
+from pathlib import Path
+
+from rl_zoo3.utils import ALGOS
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from sb3_course.dqn import CourseDQN
+
+# rl-zoo3 key -> course algorithm
+COURSE_ALGOS: dict[str, type[BaseAlgorithm]] = {
+    "course_dqn": CourseDQN,
+}
+
+# rl-zoo3 key of the course algorithm -> rl-zoo3 key of its SB3 counterpart
+SB3_COUNTERPARTS: dict[str, str] = {
+    "course_dqn": "dqn",
+}
+
+
+def hyperparams_dir() -> Path:
+    """The folder of the course YAML recipes: ``hyperparams/`` of a source checkout, else the installed copy."""
+    checkout = Path(__file__).resolve().parents[2] / "hyperparams"
+    if (checkout / "course_dqn.yml").is_file():
+        return checkout
+    return Path(str(resources.files("sb3_course.hyperparams")))
+
+
+def default_config(algo: str) -> Path | None:
+    """The recipe file rl-zoo3 should read for ``algo``, or ``None`` to keep rl-zoo3's own (SB3 keys)."""
+    if algo not in COURSE_ALGOS:
+        return None
+    return hyperparams_dir() / f"{algo}.yml"
+
+
+def register() -> None:
+    """Add the course algorithms to rl-zoo3's ``ALGOS`` (idempotent); every rl-zoo3 script reads that table."""
+    ALGOS.update(COURSE_ALGOS)
+
+
+__all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "default_config", "hyperparams_dir", "register"]
