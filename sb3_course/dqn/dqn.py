@@ -1,6 +1,7 @@
 from typing import Any, ClassVar, Literal, TypeVar
 
 import torch as th
+from gymnasium import spaces
 from stable_baselines3 import DQN
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
@@ -8,7 +9,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 
-from sb3_course.common.validation import check_in_range
+from sb3_course.common.validation import check_action_space, check_in_range
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
@@ -116,9 +117,12 @@ class CourseDQN(DQN):
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         check_in_range("exploration_initial_eps", exploration_initial_eps, 0.0, 1.0)
+        checked_env = check_action_space(
+            env, (spaces.Discrete,), "CourseDQN", "Use CourseDDPG or CourseSAC for continuous (Box) actions.", verbose
+        )
         super().__init__(
             policy,
-            env,
+            checked_env,  # type: ignore[arg-type]
             learning_rate=learning_rate,
             buffer_size=buffer_size,
             learning_starts=learning_starts,

@@ -21,7 +21,8 @@ class CourseDQNPolicy(DQNPolicy):
     """
 
     def __init__(self, *args: Any, net_arch: list[int] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, net_arch=list(COURSE_NET_ARCH) if net_arch is None else net_arch, **kwargs)
+        kwargs["net_arch"] = list(COURSE_NET_ARCH) if net_arch is None else net_arch
+        super().__init__(*args, **kwargs)
 
 
 MlpPolicy = CourseDQNPolicy

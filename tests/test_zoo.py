@@ -1,0 +1,60 @@
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from rl_zoo3.utils import ALGOS
+
+from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir, register
+from sb3_course.zoo.cli import with_default_config
+
+
+def sb3_course(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run the ``sb3-course`` command of the installed package (its module, to use this interpreter)."""
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_course.zoo.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+def test_register_adds_course_algos_to_rl_zoo3():
+    register()
+    for key, algo in COURSE_ALGOS.items():
+        assert ALGOS[key] is algo
+    assert "dqn" in ALGOS
+
+
+def test_default_config_only_for_course_keys():
+    argv = ["--algo", "course_dqn", "--env", "CartPole-v1"]
+    assert with_default_config(argv) == [*argv, "--conf-file", str(hyperparams_dir() / "course_dqn.yml")]
+    assert with_default_config(["--algo", "dqn"]) == ["--algo", "dqn"]
+    custom = ["--algo", "course_dqn", "-conf", "mine.yml"]
+    assert with_default_config(custom) == custom
+
+
+@pytest.mark.parametrize("key", sorted(COURSE_ALGOS))
+def test_every_recipe_file_exists_and_loads(key):
+    with open(hyperparams_dir() / f"{key}.yml") as file:
+        recipes = yaml.safe_load(file)
+    assert "default" in recipes
+
+
+def test_train_course_dqn_with_cli(tmp_path):
+    result = sb3_course(
+        "train", "--algo", "course_dqn", "--env", "CartPole-v1", "-n", "300", "--seed", "0",
+        "-f", str(tmp_path), "--eval-freq", "150", "--eval-episodes", "2", "-params", "learning_starts:100",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "course_dqn" / "CartPole-v1_1"
+    assert (run / "CartPole-v1.zip").is_file()
+    assert (run / "evaluations.npz").is_file()
+    with open(run / "CartPole-v1" / "config.yml") as file:
+        config = dict(yaml.unsafe_load(file))
+    assert config["learning_starts"] == 100
+
+
+def test_list_and_bad_verb():
+    listed = sb3_course("list")
+    assert listed.returncode == 0 and "course_dqn" in listed.stdout and "CourseDQN" in listed.stdout
+    bad = sb3_course("fly")
+    assert bad.returncode == 2 and "unknown verb 'fly'" in bad.stderr
