@@ -4,6 +4,7 @@ import pytest
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
@@ -166,3 +167,18 @@ def test_course_cartpole_reward_keeps_monitor_return():
     assert rewards[-1] == -1.0 and set(rewards[:-1]) <= {0.0}
     # Monitor sits inside the wrapper: it reports the environment's return (+1 per step)
     assert infos[0]["episode"]["r"] == len(rewards)
+
+
+@pytest.mark.parametrize(
+    "policy, make_env",
+    [
+        ("CnnPolicy", lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)),
+        ("MultiInputPolicy", lambda: SimpleMultiObsEnv(random_start=True)),
+    ],
+)
+def test_image_and_dict_observations(policy, make_env):
+    model = CourseDQN(policy, make_env(), learning_starts=20, buffer_size=200, seed=0)
+    model.learn(60)
+    obs, _ = model.get_env().envs[0].reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert model.action_space.contains(int(action))

@@ -8,7 +8,7 @@ class CourseCartPoleReward(gym.Wrapper):
     The reward shaping of the course DQN notes (002): 0 on every step, and at the end of an episode
     -1 if the pole fell before ``success_steps`` steps, +1 otherwise.
 
-    Apply it inside ``Monitor`` (rl-zoo3's ``env_wrapper`` and SB3's ``make_vec_env(wrapper_class=...)`` do)
+    Apply it outside ``Monitor`` (rl-zoo3's ``env_wrapper`` and SB3's ``make_vec_env(wrapper_class=...)`` do)
     so that the logged episode returns remain the environment's own returns.
 
     :param env: the CartPole environment

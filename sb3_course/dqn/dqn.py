@@ -35,7 +35,7 @@ class CourseDQN(DQN):
     - A time-limit truncation bootstraps from ``Q(s', .)`` (SB3's replay buffer keeps ``terminated`` and
       ``truncated`` apart); the notes store every episode end as terminal.
     - The notes re-shape CartPole's reward to -1 / 0 / +1 inside the training loop; here that shaping is the
-      optional wrapper :class:`sb3_course.common.wrappers.CourseCartPoleReward`, placed inside ``Monitor`` by
+      optional wrapper :class:`sb3_course.common.wrappers.CourseCartPoleReward`, placed outside ``Monitor`` by
       rl-zoo3 and ``make_vec_env`` so logged returns stay the environment's own.
     - The first ``learning_starts`` steps (default: one batch, 32) act uniformly at random, as in SB3; the notes
       act epsilon-greedily from the start and train once a batch is stored, which is the same starting point.
