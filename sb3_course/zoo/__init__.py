@@ -6,16 +6,28 @@ from pathlib import Path
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from sb3_course.a3c import A3C
+from sb3_course.ddpg import CourseDDPG
 from sb3_course.dqn import CourseDQN
+from sb3_course.reinforce import REINFORCE
+from sb3_course.sac import CourseSAC
 
 # rl-zoo3 key -> course algorithm
 COURSE_ALGOS: dict[str, type[BaseAlgorithm]] = {
     "course_dqn": CourseDQN,
+    "course_ddpg": CourseDDPG,
+    "course_sac": CourseSAC,
+    "reinforce": REINFORCE,
+    "a3c": A3C,
 }
 
 # rl-zoo3 key of the course algorithm -> rl-zoo3 key of its SB3 counterpart
 SB3_COUNTERPARTS: dict[str, str] = {
     "course_dqn": "dqn",
+    "course_ddpg": "ddpg",
+    "course_sac": "sac",
+    "reinforce": "a2c",
+    "a3c": "a2c",
 }
 
 

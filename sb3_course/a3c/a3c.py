@@ -1,0 +1,272 @@
+import multiprocessing as mp
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import safe_mean
+
+from sb3_course.a3c.policies import ActorCriticMlpPolicy, MlpPolicy
+from sb3_course.a3c.worker import EPISODE, WorkerConfig, WorkerPool, env_factory_from_vec_env
+from sb3_course.common.validation import check_in_range
+
+SelfA3C = TypeVar("SelfA3C", bound="A3C")
+
+START_METHODS = ("forkserver", "spawn")
+
+
+class A3C(BaseAlgorithm):
+    """
+    Asynchronous Advantage Actor-Critic: ``n_workers`` processes update one shared-memory policy without locks.
+
+    Course notes: ``001_70ce6bd0e7b68102.txt`` (``ActorCritic``, ``worker``, ``update_params``, ``MasterNode``).
+    Paper: Mnih et al. (2016), https://arxiv.org/abs/1602.01783
+
+    ``learn()`` puts the policy in shared memory (``share_memory()``) and starts ``n_workers`` processes
+    (``torch.multiprocessing`` semantics, ``forkserver`` or ``spawn``). Each worker owns a copy of the environment
+    and its own optimizer; it collects a rollout (a whole episode, or ``n_steps`` steps bootstrapped from ``V``),
+    computes ``G_t`` backwards and takes a gradient step on
+    ``sum_t -log pi(a_t|s_t) (G_t - V(s_t).detach()) + vf_coef * sum_t (V(s_t) - G_t)^2`` directly on the shared
+    parameters (Hogwild). The workers count their environment steps in a shared counter and stop when it
+    reaches ``total_timesteps``. The main process only watches: it reads the worker messages (episode statistics,
+    losses, errors) into the logger and advances ``num_timesteps`` to the counter, calling the callbacks once per
+    environment step, so ``EvalCallback`` and ``CheckpointCallback`` run in the main process on the shared policy.
+    A failed worker makes ``learn()`` raise ``A3CWorkerError`` with its traceback; every worker is stopped when
+    ``learn()`` returns or raises (Ctrl-C included).
+
+    The environment given is only used for its spaces: workers build their own copies from an env id, an env
+    factory (a callable returning a ``gym.Env``), or the ``EnvSpec`` of a ``VecEnv``'s first environment (see
+    :func:`sb3_course.a3c.worker.env_factory_from_vec_env`).
+
+    Differences from the course notes:
+
+    - Environment rewards by default; the notes' shaping (+1 per step, -10 on failure) is the optional wrapper
+      :class:`sb3_course.common.reward_shaping.CourseA3CReward`. Workers read observations from ``reset()``/``step()``
+      (the notes read ``env.env.state``) and render nothing.
+    - Log-probabilities and values of a rollout are recomputed in one batch at the update (the notes keep the
+      graph of every step, built while other workers were changing the shared weights).
+    - The step counter is shared and locked (the notes count episodes with a racy ``counter.value + 1``), so
+      ``total_timesteps`` is exact.
+    - Time-limit truncations and ``n_steps`` rollouts bootstrap from ``V``; terminations do not. The notes'
+      return normalisation (``G / ||G||``) is ``normalize_returns``; optional entropy bonus and gradient clipping.
+
+    :param policy: The policy model to use (MlpPolicy: the course network; ActorCriticMlpPolicy: SB3's MLP)
+    :param env: The environment (env id, env factory, ``gym.Env`` or ``VecEnv``); only its spaces are used here
+    :param learning_rate: learning rate of each worker's Adam, constant or a schedule of the remaining
+        progress (course: 1e-4)
+    :param n_workers: number of worker processes (course: 7)
+    :param n_steps: rollout length of a worker before each update; ``None``: whole episodes (course)
+    :param gamma: discount factor (course: 0.95)
+    :param normalize_returns: divide the returns of each rollout by their L2 norm (course: on)
+    :param vf_coef: weight of the summed critic loss (course: 0.1)
+    :param ent_coef: weight of the summed entropy bonus (0: none, as in the course)
+    :param max_grad_norm: maximum gradient norm of each worker step (``inf``: no clipping, as in the course)
+    :param start_method: ``"forkserver"`` (default where available) or ``"spawn"``
+    :param stats_window_size: window size of the rollout statistics (episodes)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments of the policy
+    :param verbose: verbosity level: 0 none, 1 info, 2 debug
+    :param seed: seed of the pseudo random generators (worker ``i`` uses ``seed + i``)
+    :param device: only ``"cpu"`` (or ``"auto"``): the shared memory of Hogwild training is CPU memory
+    :param _init_setup_model: whether to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "ActorCriticMlpPolicy": ActorCriticMlpPolicy,
+    }
+    policy: ActorCriticPolicy
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str | Callable[[], gym.Env] | None,
+        learning_rate: float | Schedule = 1e-4,
+        n_workers: int = 7,
+        n_steps: int | None = None,
+        gamma: float = 0.95,
+        normalize_returns: bool = True,
+        vf_coef: float = 0.1,
+        ent_coef: float = 0.0,
+        max_grad_norm: float = float("inf"),
+        start_method: str | None = None,
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "cpu",
+        _init_setup_model: bool = True,
+    ) -> None:
+        check_in_range("n_workers", n_workers, 1, float("inf"))
+        if n_steps is not None:
+            check_in_range("n_steps", n_steps, 1, float("inf"))
+        check_in_range("gamma", gamma, 0.0, 1.0)
+        check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
+        check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
+        check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        if start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {START_METHODS} (fork is unsafe with torch threads)")
+        if str(device) not in ("cpu", "auto"):
+            raise ValueError(f"A3C trains a policy in shared CPU memory; device must be 'cpu', got {device!r}")
+        # Workers build their own copies: from the id, the factory given, or (later) the VecEnv's spec.
+        self.env_fn: Callable[[], gym.Env] | None = None
+        if isinstance(env, str):
+            self.env_fn = partial(gym.make, env)
+        elif callable(env):
+            self.env_fn = env
+            env = env()
+        super().__init__(
+            policy,
+            env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device="cpu",
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=(spaces.Discrete, spaces.Box),
+        )
+        if self.env_fn is None and self.env is not None:
+            self.env_fn = env_factory_from_vec_env(self.env)
+        self.n_workers = n_workers
+        self.n_steps = n_steps
+        self.gamma = gamma
+        self.normalize_returns = normalize_returns
+        self.vf_coef = vf_coef
+        self.ent_coef = ent_coef
+        self.max_grad_norm = max_grad_norm
+        self.start_method = start_method
+        self._losses: dict[str, list[float]] = defaultdict(list)
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
+
+    def _excluded_save_params(self) -> list[str]:
+        # The env factory may be a lambda of the caller; load(env=...) rebuilds it.
+        return [*super()._excluded_save_params(), "env_fn", "_losses"]
+
+    def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
+        super().set_env(env, force_reset)
+        assert self.env is not None
+        self.env_fn = env_factory_from_vec_env(self.env)
+
+    def _worker_config(self, total_timesteps: int) -> WorkerConfig:
+        if self.env_fn is None:
+            raise ValueError("A3C needs an environment to learn: pass env= or call set_env()")
+        # Worker i of a learn() call starting at step t uses seed + t + i.
+        seed = None if self.seed is None else self.seed + self.num_timesteps
+        return WorkerConfig(
+            env_fn=self.env_fn,
+            lr_schedule=self.lr_schedule,
+            gamma=self.gamma,
+            n_steps=self.n_steps,
+            vf_coef=self.vf_coef,
+            ent_coef=self.ent_coef,
+            max_grad_norm=self.max_grad_norm,
+            normalize_returns=self.normalize_returns,
+            total_timesteps=total_timesteps,
+            seed=seed,
+        )
+
+    def _record(self, messages: list[tuple], log_interval: int | None) -> None:
+        """Episode statistics and losses from the workers into the info buffer and the logger."""
+        for message in messages:
+            if message[0] != EPISODE:
+                continue
+            _, _, episode_info, losses = message
+            self._update_info_buffer([{"episode": episode_info}])
+            self._episode_num += 1
+            for name, value in losses.items():
+                self._losses[name].append(value)
+            if log_interval is not None and self._episode_num % log_interval == 0:
+                self.dump_logs()
+
+    def _advance(self, steps: int, total_timesteps: int, callback: BaseCallback) -> bool:
+        """Move ``num_timesteps`` up to the workers' count, one callback call per step; ``False`` stops training."""
+        while self.num_timesteps < min(steps, total_timesteps):
+            self.num_timesteps += 1
+            if not callback.on_step():
+                return False
+        self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+        return True
+
+    def dump_logs(self) -> None:
+        """Write the rollout statistics, the workers' mean losses since the last dump and timings."""
+        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / time_elapsed)
+        assert self.ep_info_buffer is not None
+        if len(self.ep_info_buffer) > 0:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep_info["r"] for ep_info in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep_info["l"] for ep_info in self.ep_info_buffer]))
+        for name, values in self._losses.items():
+            self.logger.record(f"train/{name}", float(np.mean(values)))
+        self._losses.clear()
+        self.logger.record("train/n_workers", self.n_workers)
+        self.logger.record("train/learning_rate", self.lr_schedule(self._current_progress_remaining))
+        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    def learn(
+        self: SelfA3C,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 20,
+        tb_log_name: str = "A3C",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfA3C:
+        """
+        Train with ``n_workers`` asynchronous workers until they have taken ``total_timesteps`` steps in all.
+
+        :param total_timesteps: number of environment steps, summed over the workers
+        :param callback: callback(s) called in the main process once per worker environment step
+        :param log_interval: dump the logs every ``log_interval`` finished episodes (all workers)
+        :param tb_log_name: the name of the run for TensorBoard logging
+        :param reset_num_timesteps: whether to reset the step counter (used in logging)
+        :param progress_bar: display a progress bar using tqdm and rich
+        :return: the trained model
+        """
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        self.policy.set_training_mode(False)
+        self.policy.share_memory()
+        pool = WorkerPool(
+            self._worker_config(total_timesteps), self.policy, self.n_workers, self.num_timesteps, self.start_method
+        )
+        try:
+            pool.start()
+            callback.on_rollout_start()
+            while self._advance(pool.steps, total_timesteps, callback):
+                self._record(pool.poll(timeout=0.02), log_interval)
+                if self.num_timesteps >= total_timesteps or (pool.all_exited() and pool.steps == self.num_timesteps):
+                    break
+            callback.on_rollout_end()
+        finally:
+            remaining = pool.close()
+        self._record(remaining, log_interval)
+        callback.on_training_end()
+        return self

@@ -1,0 +1,44 @@
+"""Monte-Carlo returns and their normalisations, shared by REINFORCE and A3C."""
+
+import numpy as np
+
+
+def discounted_returns(rewards: np.ndarray, gamma: float, last_value: float = 0.0) -> np.ndarray:
+    """
+    Discounted returns of one trajectory, computed backwards: ``G_t = r_t + gamma * G_{t+1}``.
+
+    :param rewards: rewards ``r_0 .. r_{T-1}`` of the trajectory, in time order
+    :param gamma: discount factor
+    :param last_value: ``G_T``: 0 after a terminal state, the critic's ``V(s_T)`` to bootstrap a cut trajectory
+    :return: the returns ``G_0 .. G_{T-1}`` (float32)
+    """
+    returns = np.empty(len(rewards), dtype=np.float32)
+    g = float(last_value)
+    for t in reversed(range(len(rewards))):
+        g = float(rewards[t]) + gamma * g
+        returns[t] = g
+    return returns
+
+
+def standardize(values: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """
+    ``(x - mean(x)) / (std(x) + eps)`` with the unbiased standard deviation, as ``torch.Tensor.std`` (REINFORCE
+    notes, ``use_norm=True``); a single value is only centred.
+
+    :param values: returns or advantages of the whole batch
+    :param eps: added to the standard deviation
+    """
+    centred = values - values.mean()
+    if values.size < 2:
+        return centred
+    return centred / (values.std(ddof=1) + eps)
+
+
+def l2_normalize(values: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """
+    ``x / max(||x||_2, eps)``, the A3C notes' ``F.normalize(Returns, dim=0)``.
+
+    :param values: returns of one rollout
+    :param eps: lower bound of the norm
+    """
+    return values / max(float(np.linalg.norm(values)), eps)

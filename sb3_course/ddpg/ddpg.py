@@ -1,0 +1,236 @@
+from typing import Any, ClassVar, Literal, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3 import DDPG
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.noise import ActionNoise, OrnsteinUhlenbeckActionNoise
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
+from torch.nn import functional as F
+
+from sb3_course.common.validation import check_action_space, check_in_range
+from sb3_course.ddpg.policies import CourseDDPGPolicy, MlpPolicy
+
+SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
+
+CRITIC_LOSSES = {"smooth_l1": F.smooth_l1_loss, "mse": F.mse_loss}
+
+# Ornstein-Uhlenbeck exploration of the notes (000, ``OUProcess``), in the normalised action space
+COURSE_OU_THETA = 0.1
+COURSE_OU_SIGMA = 0.1
+COURSE_OU_DT = 0.01
+
+
+class CourseDDPG(DDPG):
+    """
+    Course DDPG: clamped actor, critic with separate state and action encoders, SmoothL1 critic loss, OU noise.
+
+    Course notes: ``000_155038daa08ebc26.txt`` (Pendulum DDPG, ``DDPG.update`` / ``Actor`` / ``Critic``).
+    Paper: Lillicrap et al. (2016), https://arxiv.org/abs/1509.02971
+
+    Each gradient step fits the critic to ``y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))`` with the
+    SmoothL1 (or MSE) loss, then the actor to ``-Q(s, mu(s)).mean()``, then moves both targets by ``tau``.
+    SB3's DDPG is the same algorithm with MSE, a tanh actor, a concat-MLP critic and one learning rate.
+    The clamp passes no gradient outside the bounds: if the actor pushes every output past a bound it stays
+    there, which the course's actor learning rate does on Pendulum (hence the smaller one in the recipe).
+
+    Differences from the course notes:
+
+    - Actions are stored and learned in SB3's normalised space [-1, 1] (the actor clamps there; ``predict``
+      rescales to the env's bounds); the notes clamp to Pendulum's [-2, 2] directly, the same for that env.
+    - The OU noise is added *before* clipping to the bounds (SB3's ``_sample_action``), so actions never leave
+      them; the notes add it after the clamp. Its sigma is relative to the normalised range. The noise is reset
+      at every episode end, per env when ``n_envs > 1``.
+    - A time-limit truncation bootstraps from ``Q'(s', mu'(s'))``; the notes' old gym API treats it as terminal.
+    - The first ``learning_starts`` steps act uniformly at random (SB3's warm-up); the notes act with the
+      (untrained) actor plus noise and only delay the updates.
+    - The notes' experiment defines ``lr_actor = 0.005`` and ``lr_critic = 0.001`` but never passes them, so
+      their run used the ``DDPG`` class defaults (0.001 and 0.0005); the defaults here are the intended 0.005
+      and 0.001.
+
+    :param policy: The policy model to use (MlpPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
+    :param learning_rate: learning rate of both optimizers unless ``actor_learning_rate`` /
+        ``critic_learning_rate`` are given; constant or a schedule of the remaining progress
+    :param actor_learning_rate: learning rate of the actor's Adam (course: 0.005; ``None``: ``learning_rate``)
+    :param critic_learning_rate: learning rate of the critic's Adam (course: 0.001; ``None``: ``learning_rate``)
+    :param buffer_size: size of the replay buffer (course: 50 000)
+    :param learning_starts: how many steps to collect before learning starts (course: 2000)
+    :param batch_size: minibatch size of each gradient step (course: 256)
+    :param tau: soft update coefficient of both target networks (course: 0.001)
+    :param gamma: discount factor (course: 0.99)
+    :param train_freq: update the model every ``train_freq`` steps, or ``(n, "episode")``
+    :param gradient_steps: gradient steps after each rollout (-1: as many as environment steps)
+    :param action_noise: exploration noise; ``None`` gives the course's Ornstein-Uhlenbeck noise
+        (theta 0.1, sigma 0.1, dt 0.01)
+    :param critic_loss: ``"smooth_l1"`` (course) or ``"mse"`` (SB3's DDPG)
+    :param replay_buffer_class: replay buffer class to use (``None``: SB3's ``ReplayBuffer``)
+    :param replay_buffer_kwargs: keyword arguments of the replay buffer
+    :param optimize_memory_usage: SB3's memory-efficient replay buffer variant
+    :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``) when > 1
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments of the policy (``net_arch``, ``state_encoder_dim``,
+        ``action_encoder_dim``, ...)
+    :param verbose: verbosity level: 0 none, 1 info, 2 debug
+    :param seed: seed of the pseudo random generators
+    :param device: device (cpu, cuda, auto)
+    :param _init_setup_model: whether to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy: CourseDDPGPolicy
+
+    def __init__(
+        self,
+        policy: str | type[CourseDDPGPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 1e-3,
+        actor_learning_rate: float | Schedule | None = 5e-3,
+        critic_learning_rate: float | Schedule | None = 1e-3,
+        buffer_size: int = 50_000,
+        learning_starts: int = 2000,
+        batch_size: int = 256,
+        tau: float = 0.001,
+        gamma: float = 0.99,
+        train_freq: int | tuple[int, str] = 1,
+        gradient_steps: int = 1,
+        action_noise: ActionNoise | None = None,
+        critic_loss: Literal["smooth_l1", "mse"] = "smooth_l1",
+        replay_buffer_class: type[ReplayBuffer] | None = None,
+        replay_buffer_kwargs: dict[str, Any] | None = None,
+        optimize_memory_usage: bool = False,
+        n_steps: int = 1,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        if critic_loss not in CRITIC_LOSSES:
+            raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
+        check_in_range("gamma", gamma, 0.0, 1.0)
+        check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
+        checked_env = check_action_space(env, (spaces.Box,), "CourseDDPG", "Use CourseDQN for discrete actions.", verbose)
+        super().__init__(
+            policy,
+            checked_env,  # type: ignore[arg-type]
+            learning_rate=learning_rate,
+            buffer_size=buffer_size,
+            learning_starts=learning_starts,
+            batch_size=batch_size,
+            tau=tau,
+            gamma=gamma,
+            train_freq=train_freq,
+            gradient_steps=gradient_steps,
+            action_noise=action_noise,
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            n_steps=n_steps,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            verbose=verbose,
+            seed=seed,
+            device=device,
+            _init_setup_model=False,
+        )
+        self.actor_learning_rate = actor_learning_rate
+        self.critic_learning_rate = critic_learning_rate
+        self.critic_loss = critic_loss
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        self.actor_lr_schedule = FloatSchedule(
+            self.learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
+        )
+        self.critic_lr_schedule = FloatSchedule(
+            self.learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
+        )
+        if self.action_noise is None:
+            # OffPolicyAlgorithm._setup_learn vectorises it per env; collect_rollouts resets it on episode end.
+            action_dim = self.action_space.shape[0]  # type: ignore[index]
+            self.action_noise = OrnsteinUhlenbeckActionNoise(
+                mean=np.zeros(action_dim),
+                sigma=COURSE_OU_SIGMA * np.ones(action_dim),
+                theta=COURSE_OU_THETA,
+                dt=COURSE_OU_DT,
+            )
+
+    def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
+        # Called by train() with [actor optimizer, critic optimizer]: each gets its own schedule.
+        assert isinstance(optimizers, list)
+        progress = self._current_progress_remaining
+        for name, optimizer, schedule in zip(
+            ("actor", "critic"), optimizers, (self.actor_lr_schedule, self.critic_lr_schedule), strict=True
+        ):
+            self.logger.record(f"train/{name}_learning_rate", schedule(progress))
+            update_learning_rate(optimizer, schedule(progress))
+
+    def train(self, gradient_steps: int, batch_size: int = 256) -> None:
+        self.policy.set_training_mode(True)
+        self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
+        loss_fn = CRITIC_LOSSES[self.critic_loss]
+
+        actor_losses, critic_losses = [], []
+        for _ in range(gradient_steps):
+            self._n_updates += 1
+            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
+            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
+
+            with th.no_grad():
+                # y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))  (min over critics when n_critics > 1)
+                next_actions = self.actor_target(replay_data.next_observations)
+                next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
+                next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
+                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
+
+            # L_Q = SmoothL1(Q(s, a), y) (or MSE)
+            current_q_values = self.critic(replay_data.observations, replay_data.actions)
+            critic_loss = sum(loss_fn(current_q, target_q_values) for current_q in current_q_values)
+            assert isinstance(critic_loss, th.Tensor)
+            critic_losses.append(critic_loss.item())
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic
+            actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
+            actor_losses.append(actor_loss.item())
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            # theta' <- tau * theta + (1 - tau) * theta', for critic and actor
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+            # Copy running stats, see SB3 GH issue #996
+            polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+            polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
+
+    def learn(
+        self: SelfCourseDDPG,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 4,
+        tb_log_name: str = "CourseDDPG",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfCourseDDPG:
+        return super().learn(
+            total_timesteps=total_timesteps,
+            callback=callback,
+            log_interval=log_interval,
+            tb_log_name=tb_log_name,
+            reset_num_timesteps=reset_num_timesteps,
+            progress_bar=progress_bar,
+        )

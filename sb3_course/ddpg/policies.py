@@ -1,0 +1,193 @@
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.policies import ContinuousCritic
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.td3.policies import Actor, TD3Policy
+from torch import nn
+
+# The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
+COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
+COURSE_ENCODER_DIM = 64
+
+
+class ClampedActor(Actor):
+    """
+    Deterministic actor of the course DDPG: an MLP with identity output, clamped to [-1, 1].
+
+    It works in SB3's normalised action space, so ``clamp(-1, 1)`` here is the notes' ``clamp(low, high)``
+    and ``predict`` rescales to the env's bounds as for SB3's tanh actor.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param net_arch: hidden layer sizes
+    :param features_extractor: network to extract features
+    :param features_dim: number of features
+    :param activation_fn: activation function of the hidden layers
+    :param normalize_images: whether to divide images by 255
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
+        )
+        # The same MLP as SB3's actor without its final tanh
+        self.mu = nn.Sequential(*create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn))
+
+    def forward(self, obs: th.Tensor) -> th.Tensor:
+        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
+        return super().forward(obs).clamp(-1.0, 1.0)
+
+
+class EncoderQNetwork(nn.Module):
+    """
+    Q(s, a) = q_estimator([relu(state_encoder(s)), relu(action_encoder(a))]) on the concatenated input [s, a].
+
+    :param features_dim: size of the state features
+    :param action_dim: size of the action
+    :param state_encoder_dim: output size of the state encoder
+    :param action_encoder_dim: output size of the action encoder
+    :param net_arch: hidden layer sizes of the q_estimator
+    :param activation_fn: activation function
+    """
+
+    def __init__(
+        self,
+        features_dim: int,
+        action_dim: int,
+        state_encoder_dim: int,
+        action_encoder_dim: int,
+        net_arch: list[int],
+        activation_fn: type[nn.Module],
+    ) -> None:
+        super().__init__()
+        self.features_dim = features_dim
+        self.state_encoder = nn.Sequential(nn.Linear(features_dim, state_encoder_dim), activation_fn())
+        self.action_encoder = nn.Sequential(nn.Linear(action_dim, action_encoder_dim), activation_fn())
+        self.q_estimator = nn.Sequential(*create_mlp(state_encoder_dim + action_encoder_dim, 1, net_arch, activation_fn))
+
+    def forward(self, qvalue_input: th.Tensor) -> th.Tensor:
+        features, actions = qvalue_input.split([self.features_dim, qvalue_input.shape[1] - self.features_dim], dim=1)
+        return self.q_estimator(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
+
+
+class EncoderCritic(ContinuousCritic):
+    """
+    SB3's ``ContinuousCritic`` whose Q-networks encode state and action separately (000, ``Critic``).
+
+    ``forward`` and ``q1_forward`` are SB3's: they extract the features and pass ``[features, action]`` to each
+    Q-network, which splits it again for its two encoders.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param net_arch: hidden layer sizes of the q_estimator
+    :param features_extractor: network to extract features
+    :param features_dim: number of features
+    :param activation_fn: activation function
+    :param normalize_images: whether to divide images by 255
+    :param n_critics: number of Q-networks (course: 1)
+    :param share_features_extractor: whether the features extractor is shared with the actor
+    :param state_encoder_dim: output size of the state encoder (course: 64)
+    :param action_encoder_dim: output size of the action encoder (course: 64)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        normalize_images: bool = True,
+        n_critics: int = 1,
+        share_features_extractor: bool = True,
+        state_encoder_dim: int = COURSE_ENCODER_DIM,
+        action_encoder_dim: int = COURSE_ENCODER_DIM,
+    ) -> None:
+        # n_critics=0: the parent builds no concat-MLP head; the encoder heads below take their place.
+        super().__init__(
+            observation_space,
+            action_space,
+            net_arch,
+            features_extractor,
+            features_dim,
+            activation_fn,
+            normalize_images,
+            n_critics=0,
+            share_features_extractor=share_features_extractor,
+        )
+        self.n_critics = n_critics
+        action_dim = get_action_dim(self.action_space)
+        for idx in range(n_critics):
+            q_net = EncoderQNetwork(features_dim, action_dim, state_encoder_dim, action_encoder_dim, net_arch, activation_fn)
+            self.add_module(f"qf{idx}", q_net)
+            self.q_networks.append(q_net)
+
+
+class CourseDDPGPolicy(TD3Policy):
+    """
+    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param lr_schedule: learning rate schedule of both optimizers (``CourseDDPG`` sets each one's rate)
+    :param net_arch: hidden sizes, ``dict(pi=actor, qf=q_estimator)`` or one list for both
+        (default: the course's ``dict(pi=[128, 64], qf=[32])``)
+    :param state_encoder_dim: output size of the critic's state encoder (course: 64)
+    :param action_encoder_dim: output size of the critic's action encoder (course: 64)
+    :param n_critics: number of Q-networks (course: 1)
+    :param kwargs: other keyword arguments of ``TD3Policy``
+    """
+
+    actor: ClampedActor
+    actor_target: ClampedActor
+    critic: EncoderCritic
+    critic_target: EncoderCritic
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        state_encoder_dim: int = COURSE_ENCODER_DIM,
+        action_encoder_dim: int = COURSE_ENCODER_DIM,
+        n_critics: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        # Set before the parent's __init__, which calls _build() -> make_critic()
+        self.state_encoder_dim = state_encoder_dim
+        self.action_encoder_dim = action_encoder_dim
+        net_arch = {key: list(sizes) for key, sizes in COURSE_NET_ARCH.items()} if net_arch is None else net_arch
+        super().__init__(observation_space, action_space, lr_schedule, net_arch=net_arch, n_critics=n_critics, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim)
+        return data
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> ClampedActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return ClampedActor(**actor_kwargs).to(self.device)
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return EncoderCritic(
+            **critic_kwargs, state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim
+        ).to(self.device)
+
+
+MlpPolicy = CourseDDPGPolicy

@@ -1,0 +1,293 @@
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import obs_as_tensor, safe_mean
+from torch.nn import functional as F
+
+from sb3_course.common.returns import discounted_returns, standardize
+from sb3_course.common.validation import check_in_range
+from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy
+
+SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
+
+
+@dataclass
+class Episode:
+    """One whole episode of one environment: observations, actions taken (unclipped) and rewards."""
+
+    observations: list[np.ndarray] = field(default_factory=list)
+    actions: list[np.ndarray] = field(default_factory=list)
+    rewards: list[float] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+
+class REINFORCE(BaseAlgorithm):
+    """
+    Batch episodic REINFORCE: Monte-Carlo policy gradient on whole episodes, one update per batch of episodes.
+
+    Course notes: ``004_d577300d9cd560e1.txt`` (Batch episodic update REINFORCE, ``EpisodicMemory``).
+    Paper: Williams (1992), https://link.springer.com/article/10.1007/BF00992696
+
+    Each update collects ``n_episodes`` whole episodes with the current policy, computes
+    ``G_t = sum_k gamma^k r_{t+k}`` backwards in each episode, optionally standardises them over the batch and
+    takes one gradient step on ``-(1 / sum_i T_i) * sum_i sum_t log pi(a_t|s_t) * G_t``.
+
+    Why ``BaseAlgorithm`` with its own ``learn()`` loop (as sb3-contrib's ARS) and not ``OnPolicyAlgorithm``:
+    SB3's rollout buffer holds a fixed ``n_steps`` per environment and cuts episodes at its border, so returns
+    would need bootstrapping, which REINFORCE does not have. Here a batch is a list of whole episodes of
+    variable length. With ``n_envs > 1`` every environment contributes a fixed share of the ``n_episodes``;
+    all environments start the batch at an episode start (they are reset if needed), an environment that
+    has finished its share keeps stepping (``VecEnv`` steps all environments) but those steps are discarded,
+    so no episode is cut or used twice and every episode comes from the policy being updated. A time-limit
+    truncation ends an episode like a termination (Monte-Carlo returns, no bootstrap).
+
+    Differences from the course notes:
+
+    - The notes' ``EpisodicMemory`` does not run (undefined ``done`` and ``A``, ``compute_return`` iterates an
+      empty list); the returns here are the intended ``G_t`` of each episode.
+    - The notes update after the first episode and then every second one (``ep % 2 == 0``); here every update
+      uses exactly ``n_episodes`` new episodes.
+    - Optional learned baseline (``use_baseline``, advantage ``G_t - V(s_t)``, value loss weighted by ``vf_coef``)
+      and entropy bonus (``ent_coef``), both off by default; gradient clipping at ``max_grad_norm`` (default: off).
+    - SB3's ``ActorCriticPolicy`` initialisation (orthogonal) and Adam ``eps=1e-5`` instead of PyTorch defaults.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy)
+    :param env: The environment to learn from (if registered in Gym, can be str)
+    :param learning_rate: learning rate of Adam, constant or a schedule of the remaining progress (course: 2e-4)
+    :param n_episodes: number of whole episodes per update, over all environments (course: 2)
+    :param gamma: discount factor (course: 1.0)
+    :param normalize_advantage: standardise the advantages over the batch; without a baseline the advantages are
+        the returns, so this is the course's return normalisation (course: on)
+    :param use_baseline: subtract the learned value ``V(s_t)`` from ``G_t`` and train it by regression on ``G_t``
+    :param vf_coef: weight of the value loss; only used with ``use_baseline``
+    :param ent_coef: weight of the entropy bonus (0: none, as in the course)
+    :param max_grad_norm: maximum gradient norm (``inf``: no clipping, as in the course)
+    :param stats_window_size: window size of the rollout statistics (episodes)
+    :param tensorboard_log: the log location for tensorboard (if None, no logging)
+    :param policy_kwargs: additional arguments of the policy
+    :param verbose: verbosity level: 0 none, 1 info, 2 debug
+    :param seed: seed of the pseudo random generators
+    :param device: device (cpu, cuda, auto)
+    :param _init_setup_model: whether to build the network at the creation of the instance
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+    }
+    policy: ActorCriticPolicy
+
+    def __init__(
+        self,
+        policy: str | type[ActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 2e-4,
+        n_episodes: int = 2,
+        gamma: float = 1.0,
+        normalize_advantage: bool = True,
+        use_baseline: bool = False,
+        vf_coef: float = 0.5,
+        ent_coef: float = 0.0,
+        max_grad_norm: float = float("inf"),
+        stats_window_size: int = 100,
+        tensorboard_log: str | None = None,
+        policy_kwargs: dict[str, Any] | None = None,
+        verbose: int = 0,
+        seed: int | None = None,
+        device: th.device | str = "auto",
+        _init_setup_model: bool = True,
+    ) -> None:
+        check_in_range("gamma", gamma, 0.0, 1.0)
+        check_in_range("n_episodes", n_episodes, 1, float("inf"))
+        check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
+        check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
+        check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
+        super().__init__(
+            policy,
+            env,
+            learning_rate=learning_rate,
+            policy_kwargs=policy_kwargs,
+            stats_window_size=stats_window_size,
+            tensorboard_log=tensorboard_log,
+            verbose=verbose,
+            device=device,
+            support_multi_env=True,
+            seed=seed,
+            supported_action_spaces=(spaces.Discrete, spaces.Box),
+        )
+        if self.env is not None and n_episodes < self.n_envs:
+            raise ValueError(f"n_episodes ({n_episodes}) must be at least n_envs ({self.n_envs}): each env runs a share")
+        self.n_episodes = n_episodes
+        self.gamma = gamma
+        self.normalize_advantage = normalize_advantage
+        self.use_baseline = use_baseline
+        self.vf_coef = vf_coef
+        self.ent_coef = ent_coef
+        self.max_grad_norm = max_grad_norm
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        self._setup_lr_schedule()
+        self.set_random_seed(self.seed)
+        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
+        self.policy = self.policy.to(self.device)
+
+    def _episode_shares(self) -> np.ndarray:
+        """How many episodes each environment contributes to a batch (they sum to ``n_episodes``)."""
+        shares = np.full(self.n_envs, self.n_episodes // self.n_envs)
+        shares[: self.n_episodes % self.n_envs] += 1
+        return shares
+
+    def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
+        if not isinstance(self.action_space, spaces.Box):
+            return actions
+        if self.policy.squash_output:
+            return self.policy.unscale_action(actions)
+        return np.clip(actions, self.action_space.low, self.action_space.high)
+
+    def collect_episodes(self, callback: BaseCallback) -> list[Episode] | None:
+        """
+        Run the current policy until every environment has finished its share of the batch.
+
+        :param callback: called after every ``VecEnv`` step
+        :return: the finished episodes, or ``None`` if the callback stopped training
+        """
+        assert self.env is not None and self._last_episode_starts is not None
+        if not self._last_episode_starts.all():
+            # A batch starts at an episode start in every env: no episode is shared by two batches.
+            self._last_obs = self.env.reset()  # type: ignore[assignment]
+            self._last_episode_starts = np.ones(self.n_envs, dtype=bool)
+        shares = self._episode_shares()
+        running = [Episode() for _ in range(self.n_envs)]
+        finished: list[Episode] = []
+        self.policy.set_training_mode(False)
+        callback.on_rollout_start()
+        while shares.any():
+            with th.no_grad():
+                actions, _, _ = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+            actions = actions.cpu().numpy()
+            new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
+            self.num_timesteps += self.n_envs
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return None
+            self._update_info_buffer(infos, dones)
+            for i in np.flatnonzero(shares):
+                running[i].observations.append(self._last_obs[i])  # type: ignore[index]
+                running[i].actions.append(actions[i])
+                running[i].rewards.append(float(rewards[i]))
+                if dones[i]:
+                    finished.append(running[i])
+                    running[i] = Episode()
+                    shares[i] -= 1
+                    self._episode_num += 1
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+        callback.on_rollout_end()
+        return finished
+
+    def train(self, episodes: list[Episode]) -> None:
+        """One gradient step on the batch of whole episodes."""
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        observations = obs_as_tensor(np.concatenate([np.stack(e.observations) for e in episodes]), self.device)
+        actions = th.as_tensor(np.concatenate([np.stack(e.actions) for e in episodes]), device=self.device)
+        if isinstance(self.action_space, spaces.Discrete):
+            actions = actions.long().flatten()
+        # G_t of each episode, no bootstrap: truncated episodes end like terminated ones
+        returns_np = np.concatenate([discounted_returns(np.array(e.rewards), self.gamma) for e in episodes])
+        returns = th.as_tensor(returns_np, device=self.device)
+
+        values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)
+        values = values.flatten()
+        advantages = returns - values.detach() if self.use_baseline else returns
+        if self.normalize_advantage:
+            advantages = th.as_tensor(standardize(advantages.cpu().numpy()), device=self.device)
+
+        # -(1 / sum_i T_i) * sum_i sum_t log pi(a_t|s_t) * A_t: the mean over every step of the batch
+        policy_loss = -(log_prob * advantages).mean()
+        loss = policy_loss
+        if self.use_baseline:
+            value_loss = F.mse_loss(values, returns)
+            loss = loss + self.vf_coef * value_loss
+            self.logger.record("train/value_loss", value_loss.item())
+        # Gaussian distributions without a closed-form entropy: -E[log pi] as entropy estimate (as A2C)
+        entropy_loss = -th.mean(-log_prob) if entropy is None else -th.mean(entropy)
+        if self.ent_coef > 0:
+            loss = loss + self.ent_coef * entropy_loss
+
+        self.policy.optimizer.zero_grad()
+        loss.backward()
+        th.nn.utils.clip_grad_norm_(self.policy.parameters(), self.max_grad_norm)
+        self.policy.optimizer.step()
+        self._n_updates += 1
+
+        self.logger.record("train/policy_loss", policy_loss.item())
+        self.logger.record("train/entropy_loss", entropy_loss.item())
+        self.logger.record("train/loss", loss.item())
+        self.logger.record("train/batch_episodes", len(episodes))
+        self.logger.record("train/batch_steps", len(returns_np))
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        if hasattr(self.policy, "log_std"):
+            self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
+
+    def dump_logs(self) -> None:
+        """Write the rollout statistics, timings and the last update's losses to the logger."""
+        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
+        fps = int((self.num_timesteps - self._num_timesteps_at_start) / time_elapsed)
+        assert self.ep_info_buffer is not None
+        if len(self.ep_info_buffer) > 0:
+            self.logger.record("rollout/ep_rew_mean", safe_mean([ep_info["r"] for ep_info in self.ep_info_buffer]))
+            self.logger.record("rollout/ep_len_mean", safe_mean([ep_info["l"] for ep_info in self.ep_info_buffer]))
+        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
+        self.logger.record("time/fps", fps)
+        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
+        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        self.logger.dump(step=self.num_timesteps)
+
+    def learn(
+        self: SelfREINFORCE,
+        total_timesteps: int,
+        callback: MaybeCallback = None,
+        log_interval: int = 10,
+        tb_log_name: str = "REINFORCE",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> SelfREINFORCE:
+        """
+        Train until ``total_timesteps`` environment steps (the last batch is always finished).
+
+        :param total_timesteps: number of environment steps to train on
+        :param callback: callback(s) called after every environment step
+        :param log_interval: dump the logs every ``log_interval`` updates
+        :param tb_log_name: the name of the run for TensorBoard logging
+        :param reset_num_timesteps: whether to reset the step counter (used in logging)
+        :param progress_bar: display a progress bar using tqdm and rich
+        :return: the trained model
+        """
+        total_timesteps, callback = self._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        while self.num_timesteps < total_timesteps:
+            episodes = self.collect_episodes(callback)
+            if episodes is None:
+                break
+            self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
+            self.train(episodes)
+            if log_interval is not None and self._n_updates % log_interval == 0:
+                self.dump_logs()
+        callback.on_training_end()
+        return self

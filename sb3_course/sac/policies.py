@@ -1,0 +1,71 @@
+from typing import Any
+
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.preprocessing import get_action_dim
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs
+from stable_baselines3.sac.policies import Actor, SACPolicy
+from torch import nn
+
+# log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
+COURSE_SQUASH_EPSILON = 1e-7
+
+
+class TanhLogStdActor(Actor):
+    """
+    Gaussian policy of the course SAC: SB3's SAC actor whose log-std head is ``tanh(Linear(h))``.
+
+    The standard deviation therefore lies in [e^-1, e] (003, ``MLPGaussianPolicy``) instead of SB3's
+    ``exp(clamp(Linear(h), -20, 2))``. Actions are ``tanh(u)``, ``u ~ N(mu, sigma)`` (reparameterised), with
+    ``log pi(a|s) = sum_i [log N(u_i; mu_i, sigma_i) - log(1 - tanh(u_i)^2 + 1e-7)]``; the deterministic
+    action is ``tanh(mu)``.
+
+    :param observation_space: Observation space
+    :param action_space: Action space
+    :param net_arch: hidden layer sizes
+    :param features_extractor: network to extract features
+    :param features_dim: number of features
+    :param activation_fn: activation function
+    :param kwargs: other keyword arguments of SB3's SAC ``Actor`` (gSDE is not supported)
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Box,
+        net_arch: list[int],
+        features_extractor: nn.Module,
+        features_dim: int,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("use_sde", False):
+            raise ValueError("The course SAC actor has no gSDE variant (use_sde=True); use SB3's SAC for gSDE")
+        super().__init__(observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, **kwargs)
+        self.action_dist = SquashedDiagGaussianDistribution(get_action_dim(self.action_space), epsilon=COURSE_SQUASH_EPSILON)  # type: ignore[assignment]
+
+    def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
+        # log sigma = tanh(W h + b)  ->  sigma in [1/e, e]
+        return self.mu(latent_pi), th.tanh(self.log_std(latent_pi)), {}  # type: ignore[operator]
+
+
+class CourseSACPolicy(SACPolicy):
+    """
+    Policy of the course SAC: SB3's ``SACPolicy`` (twin concat-MLP critics, default hidden sizes (256, 256))
+    with the tanh log-std actor.
+
+    :param args: positional arguments of ``SACPolicy``
+    :param kwargs: keyword arguments of ``SACPolicy``
+    """
+
+    actor: TanhLogStdActor
+
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        return TanhLogStdActor(**actor_kwargs).to(self.device)
+
+
+MlpPolicy = CourseSACPolicy
