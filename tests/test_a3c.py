@@ -22,7 +22,7 @@ from sb3_course import A3C
 from sb3_course.a3c import A3CPolicy, A3CWorkerError
 from sb3_course.a3c import worker as a3c_worker
 from sb3_course.a3c.worker import env_factory_from_vec_env
-from sb3_course.common.reward_shaping import CourseA3CReward
+from sb3_course.common.wrappers import CourseA3CReward
 
 TINY = dict(net_arch=dict(trunk=[8, 8], vf=[8]))
 

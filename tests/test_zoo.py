@@ -53,8 +53,9 @@ def test_train_course_dqn_with_cli(tmp_path):
     assert config["learning_starts"] == 100
 
 
-def test_list_and_bad_verb():
-    listed = sb3_course("list")
+def test_list_and_bad_verb(tmp_path):
+    # Run outside the checkout: after a non-editable install (as in CI) this reads the installed recipes.
+    listed = sb3_course("list", cwd=tmp_path)
     assert listed.returncode == 0 and "course_dqn" in listed.stdout and "CourseDQN" in listed.stdout
     bad = sb3_course("fly")
     assert bad.returncode == 2 and "unknown verb 'fly'" in bad.stderr

@@ -1,6 +1,4 @@
 import multiprocessing as mp
-import sys
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from functools import partial
@@ -14,10 +12,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import safe_mean
 
 from sb3_course.a3c.policies import ActorCriticMlpPolicy, MlpPolicy
 from sb3_course.a3c.worker import EPISODE, WorkerConfig, WorkerPool, env_factory_from_vec_env
+from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.validation import check_in_range
 
 SelfA3C = TypeVar("SelfA3C", bound="A3C")
@@ -51,7 +49,7 @@ class A3C(BaseAlgorithm):
     Differences from the course notes:
 
     - Environment rewards by default; the notes' shaping (+1 per step, -10 on failure) is the optional wrapper
-      :class:`sb3_course.common.reward_shaping.CourseA3CReward`. Workers read observations from ``reset()``/``step()``
+      :class:`sb3_course.common.wrappers.CourseA3CReward`. Workers read observations from ``reset()``/``step()``
       (the notes read ``env.env.state``) and render nothing.
     - Log-probabilities and values of a rollout are recomputed in one batch at the update (the notes keep the
       graph of every step, built while other workers were changing the shared weights).
@@ -211,21 +209,12 @@ class A3C(BaseAlgorithm):
 
     def dump_logs(self) -> None:
         """Write the rollout statistics, the workers' mean losses since the last dump and timings."""
-        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
-        fps = int((self.num_timesteps - self._num_timesteps_at_start) / time_elapsed)
-        assert self.ep_info_buffer is not None
-        if len(self.ep_info_buffer) > 0:
-            self.logger.record("rollout/ep_rew_mean", safe_mean([ep_info["r"] for ep_info in self.ep_info_buffer]))
-            self.logger.record("rollout/ep_len_mean", safe_mean([ep_info["l"] for ep_info in self.ep_info_buffer]))
+        record_rollout_and_time(self)
         for name, values in self._losses.items():
             self.logger.record(f"train/{name}", float(np.mean(values)))
         self._losses.clear()
         self.logger.record("train/n_workers", self.n_workers)
         self.logger.record("train/learning_rate", self.lr_schedule(self._current_progress_remaining))
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        self.logger.record("time/fps", fps)
-        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(step=self.num_timesteps)
 
     def learn(

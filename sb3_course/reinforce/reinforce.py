@@ -1,5 +1,3 @@
-import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -10,9 +8,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import obs_as_tensor, safe_mean
+from stable_baselines3.common.utils import obs_as_tensor
 from torch.nn import functional as F
 
+from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.returns import discounted_returns, standardize
 from sb3_course.common.validation import check_in_range
 from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy
@@ -245,16 +244,7 @@ class REINFORCE(BaseAlgorithm):
 
     def dump_logs(self) -> None:
         """Write the rollout statistics, timings and the last update's losses to the logger."""
-        time_elapsed = max((time.time_ns() - self.start_time) / 1e9, sys.float_info.epsilon)
-        fps = int((self.num_timesteps - self._num_timesteps_at_start) / time_elapsed)
-        assert self.ep_info_buffer is not None
-        if len(self.ep_info_buffer) > 0:
-            self.logger.record("rollout/ep_rew_mean", safe_mean([ep_info["r"] for ep_info in self.ep_info_buffer]))
-            self.logger.record("rollout/ep_len_mean", safe_mean([ep_info["l"] for ep_info in self.ep_info_buffer]))
-        self.logger.record("time/episodes", self._episode_num, exclude="tensorboard")
-        self.logger.record("time/fps", fps)
-        self.logger.record("time/time_elapsed", int(time_elapsed), exclude="tensorboard")
-        self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
+        record_rollout_and_time(self)
         self.logger.dump(step=self.num_timesteps)
 
     def learn(

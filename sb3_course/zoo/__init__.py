@@ -1,6 +1,5 @@
 """rl-zoo3 glue: the course algorithms as entries of rl-zoo3's ``ALGOS`` table and their YAML recipes."""
 
-from importlib import resources
 from pathlib import Path
 
 from rl_zoo3.utils import ALGOS
@@ -36,7 +35,8 @@ def hyperparams_dir() -> Path:
     checkout = Path(__file__).resolve().parents[2] / "hyperparams"
     if (checkout / "course_dqn.yml").is_file():
         return checkout
-    return Path(str(resources.files("sb3_course.hyperparams")))
+    # A wheel installs the top-level hyperparams/ as the data package sb3_course/hyperparams (pyproject.toml)
+    return Path(__file__).resolve().parents[1] / "hyperparams"
 
 
 def default_config(algo: str) -> Path | None:
