@@ -8,22 +8,28 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 
 from sb3_course.a3c.policies import ActorCriticMlpPolicy, MlpPolicy
 from sb3_course.a3c.worker import EPISODE, WorkerConfig, WorkerPool, env_factory_from_vec_env
+from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
-from sb3_course.common.validation import check_in_range
+from sb3_course.common.validation import (
+    check_in_range,
+    check_learning_rate,
+    check_observation_space,
+    check_policy_class,
+)
 
 SelfA3C = TypeVar("SelfA3C", bound="A3C")
 
 START_METHODS = ("forkserver", "spawn")
 
 
-class A3C(BaseAlgorithm):
+class A3C(SafeFilesMixin, BaseAlgorithm):
     """
     Asynchronous Advantage Actor-Critic: ``n_workers`` processes update one shared-memory policy without locks.
 
@@ -106,6 +112,8 @@ class A3C(BaseAlgorithm):
         device: th.device | str = "cpu",
         _init_setup_model: bool = True,
     ) -> None:
+        check_policy_class(policy, ActorCriticPolicy, "A3C")
+        check_learning_rate(learning_rate)
         check_in_range("n_workers", n_workers, 1, float("inf"))
         if n_steps is not None:
             check_in_range("n_steps", n_steps, 1, float("inf"))
@@ -123,9 +131,11 @@ class A3C(BaseAlgorithm):
         self.env_fn: Callable[[], gym.Env] | None = None
         if isinstance(env, str):
             self.env_fn = partial(gym.make, env)
+            env = maybe_make_env(env, verbose)
         elif callable(env):
             self.env_fn = env
             env = env()
+        check_observation_space(getattr(env, "observation_space", None), "A3C")
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]

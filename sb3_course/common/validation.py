@@ -1,5 +1,7 @@
 """Construction-time checks of hyperparameters and spaces, shared by the course algorithms."""
 
+from collections.abc import Callable
+
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
@@ -60,3 +62,52 @@ def check_action_space(
         names = ", ".join(space.__name__ for space in supported)
         raise UnsupportedSpaceError(f"{algo} supports {names} action spaces, but the env has {env.action_space}. {hint}")
     return env
+
+
+def check_learning_rate(learning_rate: float | Callable[[float], float]) -> None:
+    """Raise a ``ValueError`` when a constant learning rate is not positive (schedules are not evaluated)."""
+    if not callable(learning_rate):
+        check_in_range("learning_rate", learning_rate, 0.0, float("inf"), low_inclusive=False)
+
+
+def check_batch_size(batch_size: int, buffer_size: int) -> None:
+    """Raise a ``ValueError`` when a minibatch cannot be drawn from the replay buffer."""
+    check_in_range("batch_size", batch_size, 1, float("inf"))
+    if batch_size > buffer_size:
+        raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size ({buffer_size})")
+
+
+def check_policy_class(policy: str | type, base: type, algo: str) -> None:
+    """
+    Raise a ``ValueError`` when a policy class is not a ``base`` subclass; ``load()`` passes the saved policy
+    class, so this is the error for a file saved by another algorithm.
+
+    :param policy: policy alias or class, as given to the constructor
+    :param base: the policy base class the algorithm works with
+    :param algo: the algorithm's name, for the message
+    """
+    if isinstance(policy, type) and not issubclass(policy, base):
+        raise ValueError(
+            f"{algo} needs a {base.__name__} subclass, got {policy.__module__}.{policy.__name__}; "
+            f"a model saved by another algorithm must be loaded with that algorithm's class"
+        )
+
+
+# What SB3's preprocessing handles (Dict only with MultiInputPolicy, which SB3 itself checks)
+SUPPORTED_OBSERVATION_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary, spaces.Dict)
+
+
+def check_observation_space(observation_space: spaces.Space | None, algo: str) -> None:
+    """
+    Raise :class:`UnsupportedSpaceError` naming the space when SB3's policies cannot read observations of it
+    (``Tuple``, ``Text``, ``Sequence``, ``Graph``, ...); ``None`` (loading without an env) passes.
+
+    :param observation_space: the env's observation space
+    :param algo: the algorithm's name, for the message
+    """
+    if observation_space is not None and not isinstance(observation_space, SUPPORTED_OBSERVATION_SPACES):
+        names = ", ".join(space.__name__ for space in SUPPORTED_OBSERVATION_SPACES)
+        raise UnsupportedSpaceError(
+            f"{algo} supports {names} observation spaces, but the env has {observation_space}. "
+            "Wrap the env to flatten or encode its observations (e.g. gymnasium.wrappers.FlattenObservation)."
+        )

@@ -9,9 +9,18 @@ from stable_baselines3.common.noise import ActionNoise, OrnsteinUhlenbeckActionN
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
+from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
-from sb3_course.common.validation import check_action_space, check_in_range
+from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
+from sb3_course.common.validation import (
+    check_action_space,
+    check_batch_size,
+    check_in_range,
+    check_learning_rate,
+    check_observation_space,
+    check_policy_class,
+)
 from sb3_course.ddpg.policies import CourseDDPGPolicy, MlpPolicy
 
 SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
@@ -24,7 +33,7 @@ COURSE_OU_SIGMA = 0.1
 COURSE_OU_DT = 0.01
 
 
-class CourseDDPG(DDPG):
+class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
     """
     Course DDPG: clamped actor, critic with separate state and action encoders, SmoothL1 critic loss, OU noise.
 
@@ -112,9 +121,15 @@ class CourseDDPG(DDPG):
     ) -> None:
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
+        check_policy_class(policy, TD3Policy, "CourseDDPG")
+        for lr in (learning_rate, actor_learning_rate, critic_learning_rate):
+            if lr is not None:
+                check_learning_rate(lr)
+        check_batch_size(batch_size, buffer_size)
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         checked_env = check_action_space(env, (spaces.Box,), "CourseDDPG", "Use CourseDQN for discrete actions.", verbose)
+        check_observation_space(getattr(checked_env, "observation_space", None), "CourseDDPG")
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]

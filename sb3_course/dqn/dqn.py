@@ -8,8 +8,17 @@ from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.dqn.policies import DQNPolicy
 
-from sb3_course.common.validation import check_action_space, check_in_range
+from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
+from sb3_course.common.validation import (
+    check_action_space,
+    check_batch_size,
+    check_in_range,
+    check_learning_rate,
+    check_observation_space,
+    check_policy_class,
+)
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
@@ -17,7 +26,7 @@ SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
 EXPLORATION_DECAYS = ("harmonic", "linear")
 
 
-class CourseDQN(DQN):
+class CourseDQN(OffPolicySafeFilesMixin, DQN):
     """
     Course DQN: replay memory, Huber loss and, by default, no target network.
 
@@ -114,12 +123,16 @@ class CourseDQN(DQN):
     ) -> None:
         if exploration_decay not in EXPLORATION_DECAYS:
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
+        check_policy_class(policy, DQNPolicy, "CourseDQN")
+        check_learning_rate(learning_rate)
+        check_batch_size(batch_size, buffer_size)
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         check_in_range("exploration_initial_eps", exploration_initial_eps, 0.0, 1.0)
         checked_env = check_action_space(
             env, (spaces.Discrete,), "CourseDQN", "Use CourseDDPG or CourseSAC for continuous (Box) actions.", verbose
         )
+        check_observation_space(getattr(checked_env, "observation_space", None), "CourseDQN")
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]

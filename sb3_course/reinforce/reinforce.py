@@ -4,16 +4,22 @@ from typing import Any, ClassVar, TypeVar
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
 from torch.nn import functional as F
 
+from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.returns import discounted_returns, standardize
-from sb3_course.common.validation import check_in_range
+from sb3_course.common.validation import (
+    check_in_range,
+    check_learning_rate,
+    check_observation_space,
+    check_policy_class,
+)
 from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
@@ -31,7 +37,7 @@ class Episode:
         return len(self.rewards)
 
 
-class REINFORCE(BaseAlgorithm):
+class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     """
     Batch episodic REINFORCE: Monte-Carlo policy gradient on whole episodes, one update per batch of episodes.
 
@@ -107,11 +113,15 @@ class REINFORCE(BaseAlgorithm):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        check_policy_class(policy, ActorCriticPolicy, "REINFORCE")
+        check_learning_rate(learning_rate)
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("n_episodes", n_episodes, 1, float("inf"))
         check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
         check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
         check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
+        env = maybe_make_env(env, verbose)  # type: ignore[assignment]
+        check_observation_space(getattr(env, "observation_space", None), "REINFORCE")
         super().__init__(
             policy,
             env,
@@ -142,6 +152,10 @@ class REINFORCE(BaseAlgorithm):
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
         self.policy = self.policy.to(self.device)
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        # Adam's moments too (as OnPolicyAlgorithm): a loaded model trains on as the saved one would have
+        return ["policy", "policy.optimizer"], []
 
     def _episode_shares(self) -> np.ndarray:
         """How many episodes each environment contributes to a batch (they sum to ``n_episodes``)."""

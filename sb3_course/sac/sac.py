@@ -7,14 +7,23 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.sac.policies import SACPolicy
 
-from sb3_course.common.validation import check_action_space, check_in_range
+from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
+from sb3_course.common.validation import (
+    check_action_space,
+    check_batch_size,
+    check_in_range,
+    check_learning_rate,
+    check_observation_space,
+    check_policy_class,
+)
 from sb3_course.sac.policies import CourseSACPolicy, MlpPolicy
 
 SelfCourseSAC = TypeVar("SelfCourseSAC", bound="CourseSAC")
 
 
-class CourseSAC(SAC):
+class CourseSAC(OffPolicySafeFilesMixin, SAC):
     """
     Course SAC: twin Q critics, tanh log-std Gaussian policy, fixed entropy weight alpha = 0.2.
 
@@ -98,11 +107,15 @@ class CourseSAC(SAC):
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
     ) -> None:
+        check_policy_class(policy, SACPolicy, "CourseSAC")
+        check_learning_rate(learning_rate)
+        check_batch_size(batch_size, buffer_size)
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         if not isinstance(ent_coef, str):
             check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
         checked_env = check_action_space(env, (spaces.Box,), "CourseSAC", "Use CourseDQN for discrete actions.", verbose)
+        check_observation_space(getattr(checked_env, "observation_space", None), "CourseSAC")
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from rl_zoo3 import hyperparams_opt
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 
@@ -10,6 +11,7 @@ from sb3_course.ddpg import CourseDDPG
 from sb3_course.dqn import CourseDQN
 from sb3_course.reinforce import REINFORCE
 from sb3_course.sac import CourseSAC
+from sb3_course.zoo.samplers import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
 # rl-zoo3 key -> course algorithm
 COURSE_ALGOS: dict[str, type[BaseAlgorithm]] = {
@@ -47,8 +49,14 @@ def default_config(algo: str) -> Path | None:
 
 
 def register() -> None:
-    """Add the course algorithms to rl-zoo3's ``ALGOS`` (idempotent); every rl-zoo3 script reads that table."""
+    """
+    Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
+    ``HYPERPARAMS_CONVERTER`` (idempotent). rl-zoo3's scripts import these dicts, so updating them in place
+    is enough.
+    """
     ALGOS.update(COURSE_ALGOS)
+    hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
+    hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
 
 
 __all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "default_config", "hyperparams_dir", "register"]

@@ -1,10 +1,14 @@
 """The ``sb3-course`` command: rl-zoo3's scripts with the course algorithms registered."""
 
 import argparse
+import importlib
+import importlib.util
+import runpy
 import sys
 from collections.abc import Callable
 
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, register
+from sb3_course.zoo.checks import RecipeError, check_command
 
 USAGE = """usage: sb3-course VERB [rl-zoo3 flags]
 
@@ -14,6 +18,8 @@ verbs:
   plot_train      rl-zoo3's plot_train
   plot_from_file  rl-zoo3's plot_from_file
   all_plots       rl-zoo3's all_plots
+  record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy)
+  report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
 """
 
@@ -30,12 +36,27 @@ def with_default_config(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(config)]
 
 
+def checked(argv: list[str], recipe: bool) -> None:
+    """Exit with one line naming the problem when ``--algo``, ``--env`` or (``recipe``) the recipe is wrong."""
+    from rl_zoo3.utils import ALGOS
+
+    if {"-h", "--help"} & set(argv):
+        return
+    try:
+        check_command(argv, list(ALGOS), recipe)
+    except RecipeError as error:
+        print(f"{sys.argv[0]}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 def train() -> None:
     """rl-zoo3's ``train`` with the course algorithms registered and the course recipes as default config."""
     from rl_zoo3.train import train as zoo_train
 
     register()
-    sys.argv = [sys.argv[0], *with_default_config(sys.argv[1:])]
+    argv = with_default_config(sys.argv[1:])
+    checked(argv, recipe=True)
+    sys.argv = [sys.argv[0], *argv]
     zoo_train()
 
 
@@ -50,23 +71,63 @@ def list_algos() -> None:
         print(f"{key:<14}{algo.__name__:<12}{SB3_COUNTERPARTS[key]:<6}{envs}")
 
 
-def _zoo_script(name: str) -> Callable[[], None]:
-    def run() -> None:
-        import rl_zoo3.cli
+def _use_rl_zoo3_plots() -> None:
+    """
+    Let ``rl_zoo3.plots`` import when rliable is installed but broken (rliable's ``arch`` < 8 fails at import
+    under pandas 3, with a ``TypeError`` that rl-zoo3's ``except ImportError`` does not catch): mark it missing,
+    so rl-zoo3 takes its own no-rliable path and only ``plot_from_file --rliable`` is unavailable.
+    """
+    try:
+        import rliable.library  # noqa: F401
+    except ImportError:
+        pass
+    except Exception:
+        sys.modules["rliable"] = None  # type: ignore[assignment]
 
+
+def _zoo_script(module: str, function: str, check: bool = False) -> Callable[[], None]:
+    """A verb that runs ``rl_zoo3.<module>.<function>()`` (imported directly: ``rl_zoo3.cli`` imports every script)."""
+
+    def run() -> None:
         register()
-        sys.argv = [sys.argv[0], name, *sys.argv[1:]]
-        rl_zoo3.cli.main()
+        if check:
+            checked(sys.argv[1:], recipe=False)
+        if module.startswith("plots"):
+            _use_rl_zoo3_plots()
+        getattr(importlib.import_module(f"rl_zoo3.{module}"), function)()
 
     return run
 
 
+def record_video() -> None:
+    """rl-zoo3's ``record_video`` script (``rl_zoo3.record_video`` has no function) with the course algorithms."""
+    register()
+    checked(sys.argv[1:], recipe=False)
+    if importlib.util.find_spec("moviepy") is None:
+        print(f"{sys.argv[0]}: error: writing the MP4 needs moviepy (pip install moviepy)", file=sys.stderr)
+        sys.exit(2)
+    runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
+
+
+def report() -> None:
+    from sb3_course.zoo.report import report as draw
+
+    register()
+    try:
+        draw(sys.argv[1:])
+    except FileNotFoundError as error:
+        print(f"{sys.argv[0]}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
-    "enjoy": _zoo_script("enjoy"),
-    "plot_train": _zoo_script("plot_train"),
-    "plot_from_file": _zoo_script("plot_from_file"),
-    "all_plots": _zoo_script("all_plots"),
+    "enjoy": _zoo_script("enjoy", "enjoy", check=True),
+    "plot_train": _zoo_script("plots.plot_train", "plot_train"),
+    "plot_from_file": _zoo_script("plots.plot_from_file", "plot_from_file"),
+    "all_plots": _zoo_script("plots.all_plots", "all_plots"),
+    "record_video": record_video,
+    "report": report,
     "list": list_algos,
 }
 
