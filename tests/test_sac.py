@@ -1,18 +1,15 @@
-import inspect
 import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
-import yaml
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_course import CourseSAC
 from sb3_course.common.validation import UnsupportedSpaceError
-from sb3_course.zoo import hyperparams_dir
 
 # One torch thread: the tests share small CI machines
 
@@ -178,16 +175,3 @@ def test_discrete_action_space_rejected_at_construction():
 def test_invalid_hyperparameters(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CourseSAC("MlpPolicy", "Pendulum-v1", **kwargs)
-
-
-# Keys that rl-zoo3 consumes itself before building the model
-ZOO_KEYS = {"n_timesteps", "noise_type", "noise_std", "normalize", "n_envs", "env_wrapper", "frame_stack", "callback"}
-
-
-def test_recipe_keys_are_constructor_arguments():
-    with open(hyperparams_dir() / "course_sac.yml") as file:
-        recipes = yaml.safe_load(file)
-    assert {"default", "Pendulum-v1", "MountainCarContinuous-v0", "LunarLanderContinuous-v3", "HalfCheetah-v5"} <= set(recipes)
-    arguments = set(inspect.signature(CourseSAC.__init__).parameters)
-    for env_id, recipe in recipes.items():
-        assert set(recipe) - ZOO_KEYS <= arguments, env_id
