@@ -111,3 +111,39 @@ def check_observation_space(observation_space: spaces.Space | None, algo: str) -
             f"{algo} supports {names} observation spaces, but the env has {observation_space}. "
             "Wrap the env to flatten or encode its observations (e.g. gymnasium.wrappers.FlattenObservation)."
         )
+
+
+def check_off_policy_arguments(
+    algo: str,
+    env: GymEnv | str | None,
+    action_spaces: tuple[type[spaces.Space], ...],
+    hint: str,
+    learning_rate: float | Callable[[float], float],
+    batch_size: int,
+    buffer_size: int,
+    gamma: float,
+    tau: float,
+    verbose: int = 0,
+) -> GymEnv | None:
+    """
+    The construction-time checks shared by the course off-policy algorithms (CourseDQN, CourseDDPG, CourseSAC).
+
+    :param algo: the algorithm's name, for the messages
+    :param env: environment, env id or ``None`` (when loading)
+    :param action_spaces: the supported action space classes
+    :param hint: what to use instead when the action space is not supported
+    :param learning_rate: learning rate or schedule
+    :param batch_size: minibatch size
+    :param buffer_size: replay buffer size
+    :param gamma: discount factor, in [0, 1]
+    :param tau: soft update coefficient, in (0, 1]
+    :param verbose: verbosity passed to ``maybe_make_env``
+    :return: the environment, built if it was an id
+    """
+    check_learning_rate(learning_rate)
+    check_batch_size(batch_size, buffer_size)
+    check_in_range("gamma", gamma, 0.0, 1.0)
+    check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
+    checked_env = check_action_space(env, action_spaces, algo, hint, verbose)
+    check_observation_space(getattr(checked_env, "observation_space", None), algo)
+    return checked_env

@@ -14,11 +14,8 @@ from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.validation import (
-    check_action_space,
-    check_batch_size,
-    check_in_range,
     check_learning_rate,
-    check_observation_space,
+    check_off_policy_arguments,
     check_policy_class,
 )
 from sb3_course.ddpg.policies import CourseDDPGPolicy, MlpPolicy
@@ -122,14 +119,13 @@ class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
         check_policy_class(policy, TD3Policy, "CourseDDPG")
-        for lr in (learning_rate, actor_learning_rate, critic_learning_rate):
+        for lr in (actor_learning_rate, critic_learning_rate):
             if lr is not None:
                 check_learning_rate(lr)
-        check_batch_size(batch_size, buffer_size)
-        check_in_range("gamma", gamma, 0.0, 1.0)
-        check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
-        checked_env = check_action_space(env, (spaces.Box,), "CourseDDPG", "Use CourseDQN for discrete actions.", verbose)
-        check_observation_space(getattr(checked_env, "observation_space", None), "CourseDDPG")
+        checked_env = check_off_policy_arguments(
+            "CourseDDPG", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
+            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+        )  # fmt: skip
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]

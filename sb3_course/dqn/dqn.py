@@ -12,11 +12,8 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.validation import (
-    check_action_space,
-    check_batch_size,
     check_in_range,
-    check_learning_rate,
-    check_observation_space,
+    check_off_policy_arguments,
     check_policy_class,
 )
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
@@ -124,15 +121,11 @@ class CourseDQN(OffPolicySafeFilesMixin, DQN):
         if exploration_decay not in EXPLORATION_DECAYS:
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
         check_policy_class(policy, DQNPolicy, "CourseDQN")
-        check_learning_rate(learning_rate)
-        check_batch_size(batch_size, buffer_size)
-        check_in_range("gamma", gamma, 0.0, 1.0)
-        check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         check_in_range("exploration_initial_eps", exploration_initial_eps, 0.0, 1.0)
-        checked_env = check_action_space(
-            env, (spaces.Discrete,), "CourseDQN", "Use CourseDDPG or CourseSAC for continuous (Box) actions.", verbose
-        )
-        check_observation_space(getattr(checked_env, "observation_space", None), "CourseDQN")
+        checked_env = check_off_policy_arguments(
+            "CourseDQN", env, (spaces.Discrete,), "Use CourseDDPG or CourseSAC for continuous (Box) actions.",
+            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+        )  # fmt: skip
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]

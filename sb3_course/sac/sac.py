@@ -11,11 +11,8 @@ from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.validation import (
-    check_action_space,
-    check_batch_size,
     check_in_range,
-    check_learning_rate,
-    check_observation_space,
+    check_off_policy_arguments,
     check_policy_class,
 )
 from sb3_course.sac.policies import CourseSACPolicy, MlpPolicy
@@ -108,14 +105,12 @@ class CourseSAC(OffPolicySafeFilesMixin, SAC):
         _init_setup_model: bool = True,
     ) -> None:
         check_policy_class(policy, SACPolicy, "CourseSAC")
-        check_learning_rate(learning_rate)
-        check_batch_size(batch_size, buffer_size)
-        check_in_range("gamma", gamma, 0.0, 1.0)
-        check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
         if not isinstance(ent_coef, str):
             check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
-        checked_env = check_action_space(env, (spaces.Box,), "CourseSAC", "Use CourseDQN for discrete actions.", verbose)
-        check_observation_space(getattr(checked_env, "observation_space", None), "CourseSAC")
+        checked_env = check_off_policy_arguments(
+            "CourseSAC", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
+            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+        )  # fmt: skip
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
