@@ -10,14 +10,12 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from sb3_course import CourseDDPG
 from sb3_course.common.validation import UnsupportedSpaceError
 
+from hand import feed_fixed_pendulum_batch, linear
+
 # One torch thread: the tests share small CI machines
 
 TINY = dict(net_arch=dict(pi=[4], qf=[4]), state_encoder_dim=3, action_encoder_dim=2)
 GAMMA, TAU = 0.5, 0.1
-
-
-def linear(x: th.Tensor, layer: th.nn.Linear) -> th.Tensor:
-    return x @ layer.weight.detach().T + layer.bias.detach()
 
 
 def actor_by_hand(actor, obs: th.Tensor) -> th.Tensor:
@@ -53,14 +51,7 @@ def ddpg_on_fixed_batch(critic_loss: str = "smooth_l1") -> tuple[CourseDDPG, Rep
             for p_target, p in zip(target.parameters(), online.parameters(), strict=True):
                 p_target.copy_(0.5 * p + 0.3)
         model.actor_target.mu[2].bias.fill_(0.9)
-    batch = ReplayBufferSamples(
-        observations=th.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -3.0], [-1.0, 0.5, 0.5]]),
-        actions=th.tensor([[0.5], [-1.0], [0.2]]),
-        next_observations=th.tensor([[0.5, 0.5, 4.0], [1.0, -1.0, 2.0], [-2.0, 1.0, 8.0]]),
-        dones=th.tensor([[0.0], [1.0], [0.0]]),
-        rewards=th.tensor([[-3.0], [0.5], [2.0]]),
-    )
-    model.replay_buffer.sample = lambda *args, **kwargs: batch  # type: ignore[method-assign]
+    batch = feed_fixed_pendulum_batch(model)
     return model, batch
 
 

@@ -11,14 +11,12 @@ from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from sb3_course import CourseSAC
 from sb3_course.common.validation import UnsupportedSpaceError
 
+from hand import feed_fixed_pendulum_batch, linear
+
 # One torch thread: the tests share small CI machines
 
 TINY = dict(net_arch=[4])
 GAMMA, TAU, ALPHA = 0.5, 0.1, 0.2
-
-
-def linear(x: th.Tensor, layer: th.nn.Linear) -> th.Tensor:
-    return x @ layer.weight.detach().T + layer.bias.detach()
 
 
 def gaussian_by_hand(actor, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -79,14 +77,7 @@ def sac_on_fixed_batch(ent_coef: float | str = ALPHA) -> tuple[CourseSAC, Replay
     with th.no_grad():
         for p_target, p in zip(model.critic_target.parameters(), model.critic.parameters(), strict=True):
             p_target.copy_(0.5 * p + 0.3)
-    batch = ReplayBufferSamples(
-        observations=th.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -3.0], [-1.0, 0.5, 0.5]]),
-        actions=th.tensor([[0.5], [-1.0], [0.2]]),
-        next_observations=th.tensor([[0.5, 0.5, 4.0], [1.0, -1.0, 2.0], [-2.0, 1.0, 8.0]]),
-        dones=th.tensor([[0.0], [1.0], [0.0]]),
-        rewards=th.tensor([[-3.0], [0.5], [2.0]]),
-    )
-    model.replay_buffer.sample = lambda *args, **kwargs: batch  # type: ignore[method-assign]
+    batch = feed_fixed_pendulum_batch(model)
     return model, batch
 
 
