@@ -1,0 +1,3 @@
+from sb3_course.parity.cli import main
+
+main()

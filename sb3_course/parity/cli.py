@@ -1,0 +1,166 @@
+"""
+``sb3-course parity``: train every course algorithm and its SB3 counterpart over several seeds and judge them.
+
+    sb3-course parity --out docs/parity                                  # the five default pairs, both modes
+    sb3-course parity --pairs course_sac:sac@HalfCheetah-v5:300000:10000 --mode recipe --seeds 10
+    sb3-course parity --backend ray --ray-address auto                   # the same jobs on a Ray cluster
+
+Runs already in ``<out>/runs`` are skipped (an interrupted sweep resumes); ``--report-only`` redraws the
+report from them.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import shlex
+import signal
+import sys
+import threading
+from typing import Any
+
+from tqdm import tqdm
+
+from sb3_course.parity.pairs import DEFAULT_PAIRS, MODES, Pair, course_settings, matched_hyperparams, parse_pair
+from sb3_course.parity.report import Result, evaluate, write_report
+from sb3_course.parity.runner import Job, RunStore, run_local, run_ray
+from sb3_course.parity.stats import SCORE_RANGES
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="sb3-course parity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pairs",
+        nargs="+",
+        type=parse_pair,
+        default=list(DEFAULT_PAIRS),
+        help="course:sb3[@env[:n_timesteps[:eval_freq]]] (default: the five default pairs)",
+    )
+    parser.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--seeds", type=int, default=5, help="seeds per side (0 .. seeds - 1)")
+    parser.add_argument("-n", "--n-timesteps", type=int, help="budget of every pair (default: the pair's)")
+    parser.add_argument("--eval-freq", type=int, help="evaluation frequency of every pair (default: the pair's)")
+    parser.add_argument("--eval-episodes", type=int, default=5)
+    parser.add_argument("--last-evals", type=int, default=3, help="evaluations averaged into the final score")
+    parser.add_argument("--tolerance", type=float, default=0.1, help="parity band on the normalised IQM difference")
+    parser.add_argument("--out", default="parity")
+    parser.add_argument("--backend", choices=("process", "ray"), default="process")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU slots (default: all cores)")
+    parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray instance)")
+    parser.add_argument("--report-only", action="store_true", help="only redraw the report from finished runs")
+    args = parser.parse_args(argv)
+    args.pairs = [
+        Pair(p.course, p.sb3, p.env_id, args.n_timesteps or p.n_timesteps, args.eval_freq or p.eval_freq) for p in args.pairs
+    ]
+    for pair in args.pairs:
+        if pair.env_id not in SCORE_RANGES:
+            parser.error(f"no score range for {pair.env_id} (known: {', '.join(SCORE_RANGES)})")
+        if "matched" in args.mode:
+            try:
+                matched_hyperparams(pair)
+            except ValueError as error:
+                parser.error(str(error))
+    return args
+
+
+def _cpus(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
+    """A3C runs one process per worker; everything else runs in one process."""
+    if algo != "a3c":
+        return 1
+    return int(hyperparams.get("n_workers", course_settings("a3c", env_id)["n_workers"]))
+
+
+def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list[Job], list[Job]]:
+    """The course side's and the SB3 side's jobs of ``pair`` in ``mode``."""
+
+    def job(algo: str, hyperparams: dict[str, Any], seed: int) -> Job:
+        return Job(
+            algo, pair.env_id, seed, pair.n_timesteps, pair.eval_freq, eval_episodes,
+            json.dumps(hyperparams, sort_keys=True) if hyperparams else "", _cpus(algo, pair.env_id, hyperparams),
+        )  # fmt: skip
+
+    sb3_hyperparams = matched_hyperparams(pair) if mode == "matched" else {}
+    seed_range = range(seeds)
+    return [job(pair.course, {}, seed) for seed in seed_range], [job(pair.sb3, sb3_hyperparams, seed) for seed in seed_range]
+
+
+def run_sweep(args: argparse.Namespace) -> list[str]:
+    """Run every unfinished job, saving each as it finishes; return the failures' messages."""
+    store = RunStore(args.out)
+    planned: dict[str, Job] = {}
+    for pair in args.pairs:
+        for mode in args.mode:
+            for job in itertools.chain(*jobs_of(pair, mode, args.seeds, args.eval_episodes)):
+                planned[job.key] = job
+    todo = [job for job in planned.values() if not store.has(job)]
+    # Longest first, so that the last slot is not left with one long job
+    todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
+    print(f"{len(planned)} runs, {len(planned) - len(todo)} already finished in {store.folder}, {len(todo)} to go")
+    failures: list[str] = []
+    progress = tqdm(total=len(todo), unit="run", disable=not todo)
+
+    def on_done(job: Job, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        if result is not None:
+            store.save(job, result)
+        else:
+            failures.append(f"{job.key}: {error}")
+        progress.update()
+
+    try:
+        if args.backend == "ray":
+            run_ray(todo, args.ray_address, args.jobs, on_done)
+        else:
+            run_local(todo, args.jobs, on_done)
+    finally:
+        progress.close()
+    return failures
+
+
+def results_of(args: argparse.Namespace) -> list[Result]:
+    store = RunStore(args.out)
+    results = []
+    for pair in args.pairs:
+        for mode in args.mode:
+            course_jobs, sb3_jobs = jobs_of(pair, mode, args.seeds, args.eval_episodes)
+            course = [store.load(job) for job in course_jobs if store.has(job)]
+            sb3 = [store.load(job) for job in sb3_jobs if store.has(job)]
+            if course and sb3:
+                results.append(evaluate(pair, mode, course, sb3, args.tolerance, args.last_evals))
+    return results
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+    failures: list[str] = []
+    if not args.report_only:
+        on_main_thread = threading.current_thread() is threading.main_thread()
+        # SIGTERM stops the sweep as Ctrl-C does: running jobs are stopped, finished ones stay saved
+        previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+        try:
+            failures = run_sweep(args)
+        finally:
+            if on_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+    results = results_of(args)
+    if results:
+        path = write_report(results, args.out, "sb3-course parity " + shlex.join(argv), args.tolerance, args.last_evals)
+        for result in results:
+            print(f"{result.pair.name} ({result.mode}): {result.verdict}")
+        print(f"Report: {path}")
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    if failures:
+        sys.exit(1)
+    return results
+
+
+if __name__ == "__main__":
+    main()

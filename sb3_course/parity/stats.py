@@ -1,0 +1,164 @@
+"""
+Scores and verdicts of a parity comparison, with rliable's stratified bootstrap.
+
+Per run, on returns normalised per env to ``(return - random) / (reference - random)``:
+
+- ``final``: mean of the last ``last_evals`` evaluations (a collapse late in training shows here),
+- ``auc``: mean over all evaluations, the normalised area under the learning curve.
+
+Per side, the IQM over runs with a 95% stratified bootstrap CI; between sides, the IQM difference
+(course - SB3) with a 95% CI from rliable's independent bootstrap of both sides, and the probability of
+improvement P(course > SB3). The verdict is an equivalence test against a tolerance ``tol`` in normalised
+units: PARITY when the whole difference CI lies in [-tol, tol], BETTER / WORSE when it excludes 0 (and is not
+inside the band), otherwise INCONCLUSIVE with the number of seeds per side that would likely decide it.
+"""
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+# Random-policy return (200 episodes, 20 for HalfCheetah: `python -m sb3_course.parity.stats`) and the
+# reference return: the env's registered reward_threshold, or for Pendulum (none registered) -150, near optimal.
+SCORE_RANGES: dict[str, tuple[float, float]] = {
+    "CartPole-v1": (22.7, 475.0),
+    "Acrobot-v1": (-497.4, -100.0),
+    "MountainCar-v0": (-200.0, -110.0),
+    "LunarLander-v3": (-185.5, 200.0),
+    "Pendulum-v1": (-1255.5, -150.0),
+    "MountainCarContinuous-v0": (-33.2, 90.0),
+    "LunarLanderContinuous-v3": (-212.5, 200.0),
+    "HalfCheetah-v5": (-260.8, 4800.0),
+}
+
+VERDICTS = ("PARITY", "BETTER", "WORSE", "INCONCLUSIVE")
+MIN_SEEDS = 3
+BOOTSTRAP_REPS = 5_000
+
+
+def normalise(returns: np.ndarray, env_id: str) -> np.ndarray:
+    """Map returns to 0 (random policy) .. 1 (the env's reference return)."""
+    if env_id not in SCORE_RANGES:
+        raise KeyError(f"no score range for {env_id}; add (random return, reference return) to SCORE_RANGES")
+    low, high = SCORE_RANGES[env_id]
+    return (np.asarray(returns, dtype=float) - low) / (high - low)
+
+
+def run_scores(curve: np.ndarray, last_evals: int) -> dict[str, float]:
+    """``final`` and ``auc`` of one normalised learning curve (mean return of each evaluation)."""
+    return {"final": float(np.mean(curve[-last_evals:])), "auc": float(np.mean(curve))}
+
+
+@dataclass
+class Comparison:
+    """The course side against the SB3 side on one metric."""
+
+    metric: str
+    course: float
+    course_ci: tuple[float, float]
+    sb3: float
+    sb3_ci: tuple[float, float]
+    difference: float
+    difference_ci: tuple[float, float]
+    improvement: float  # P(course > SB3)
+    improvement_ci: tuple[float, float]
+    verdict: str
+    seeds_needed: int | None  # per side, for an INCONCLUSIVE verdict
+    reason: str
+
+
+def _iqm(scores: np.ndarray) -> float:
+    from rliable import metrics
+
+    return float(metrics.aggregate_iqm(scores))
+
+
+def _interval(scores: dict[str, object], func, seed: int) -> tuple[float, tuple[float, float]]:
+    from rliable import library
+
+    with warnings.catch_warnings():
+        # arch deprecates the RandomState that rliable passes; the draws stay reproducible
+        warnings.simplefilter("ignore", FutureWarning)
+        points, intervals = library.get_interval_estimates(
+            scores, func, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
+        )
+    (key,) = scores
+    low, high = np.asarray(intervals[key]).reshape(2, -1)[:, 0]
+    return float(np.ravel(points[key])[0]), (float(low), float(high))
+
+
+def seeds_needed(n: int, difference: float, ci: tuple[float, float], tolerance: float) -> int | None:
+    """
+    Seeds per side for a decisive CI, assuming its half-width shrinks as 1/sqrt(n): inside the band when the
+    difference is within the tolerance, away from 0 otherwise. ``None`` when the difference sits on the edge.
+    """
+    half_width = (ci[1] - ci[0]) / 2
+    margin = tolerance - abs(difference) if abs(difference) < tolerance else abs(difference)
+    if margin <= 1e-3 or half_width <= 0:
+        return None
+    return max(n + 1, math.ceil(n * (half_width / margin) ** 2))
+
+
+def verdict(difference: float, ci: tuple[float, float], tolerance: float, n_course: int, n_sb3: int) -> tuple[str, str]:
+    """The verdict of a difference CI and why."""
+    low, high = ci
+    if min(n_course, n_sb3) < MIN_SEEDS:
+        return "INCONCLUSIVE", f"fewer than {MIN_SEEDS} seeds on a side"
+    if -tolerance <= low and high <= tolerance:
+        return "PARITY", f"difference CI inside +-{tolerance}"
+    if low > 0:
+        return "BETTER", "difference CI above 0"
+    if high < 0:
+        return "WORSE", "difference CI below 0"
+    return "INCONCLUSIVE", f"difference CI spans 0 and leaves +-{tolerance}"
+
+
+def compare(metric: str, course: np.ndarray, sb3: np.ndarray, tolerance: float, seed: int = 0) -> Comparison:
+    """IQMs, difference and probability of improvement of two sets of per-run scores (1-D, one per seed)."""
+    from rliable import metrics
+
+    x, y = np.asarray(course, dtype=float)[:, None], np.asarray(sb3, dtype=float)[:, None]
+    course_iqm, course_ci = _interval({"x": x}, _iqm, seed)
+    sb3_iqm, sb3_ci = _interval({"y": y}, _iqm, seed)
+    difference, difference_ci = _interval({"x-y": (x, y)}, lambda a, b: _iqm(a) - _iqm(b), seed)
+    improvement, improvement_ci = _interval({"x>y": (x, y)}, metrics.probability_of_improvement, seed)
+    label, reason = verdict(difference, difference_ci, tolerance, len(x), len(y))
+    needed = seeds_needed(min(len(x), len(y)), difference, difference_ci, tolerance) if label == "INCONCLUSIVE" else None
+    return Comparison(
+        metric, course_iqm, course_ci, sb3_iqm, sb3_ci, difference, difference_ci, improvement, improvement_ci,
+        label, needed, reason,
+    )  # fmt: skip
+
+
+def pair_verdict(comparisons: list[Comparison]) -> str:
+    """One verdict from the metrics': a one-directional difference wins, PARITY needs every metric at PARITY."""
+    labels = {comparison.verdict for comparison in comparisons}
+    differences = labels & {"BETTER", "WORSE"}
+    if len(differences) == 1:
+        return differences.pop()
+    if labels == {"PARITY"}:
+        return "PARITY"
+    return "INCONCLUSIVE"
+
+
+def random_returns(env_id: str, episodes: int, seed: int = 0) -> float:
+    """Mean return of uniformly random actions (how the ``low`` ends of ``SCORE_RANGES`` were measured)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    total = 0.0
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+    return total / episodes
+
+
+if __name__ == "__main__":
+    for env_id in SCORE_RANGES:
+        print(f"{env_id}: {random_returns(env_id, 20 if env_id.startswith('HalfCheetah') else 200):.1f}")

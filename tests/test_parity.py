@@ -1,0 +1,189 @@
+"""The parity suite: verdict logic on synthetic scores, matched configurations, and tiny sweeps end to end."""
+
+import csv
+import inspect
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import matplotlib.image
+import numpy as np
+import pytest
+from rl_zoo3.utils import ALGOS
+
+from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
+from sb3_course.parity.pairs import Pair, course_settings, parse_pair
+from sb3_course.parity.stats import seeds_needed, verdict
+
+TOLERANCE = 0.1
+# Keys rl-zoo3's ExperimentManager reads itself rather than passing to the algorithm
+ZOO_KEYS = {"policy", "n_envs", "noise_type", "noise_std", "env_wrapper", "n_timesteps"}
+TINY = ["--pairs", "course_dqn:dqn@CartPole-v1:400:200", "--mode", "matched", "--seeds", "2", "--eval-episodes", "2"]
+
+
+def scores(mean: float, spread: float, n: int, seed: int) -> np.ndarray:
+    return mean + spread * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_equal_score_sets_are_at_parity():
+    result = compare("final", scores(0.8, 0.02, 10, 0), scores(0.8, 0.02, 10, 1), TOLERANCE)
+    assert result.verdict == "PARITY"
+    assert -TOLERANCE <= result.difference_ci[0] <= result.difference <= result.difference_ci[1] <= TOLERANCE
+
+
+def test_clearly_better_and_clearly_worse():
+    high, low = scores(0.9, 0.02, 10, 0), scores(0.5, 0.02, 10, 1)
+    better = compare("final", high, low, TOLERANCE)
+    assert better.verdict == "BETTER" and better.difference_ci[0] > 0.3
+    assert better.improvement == pytest.approx(1.0)
+    worse = compare("final", low, high, TOLERANCE)
+    assert worse.verdict == "WORSE" and worse.difference_ci[1] < -0.3
+    assert worse.improvement == pytest.approx(0.0)
+
+
+def test_too_noisy_is_inconclusive_and_says_how_many_seeds():
+    result = compare("final", scores(0.5, 0.4, 5, 0), scores(0.5, 0.4, 5, 1), TOLERANCE)
+    assert result.verdict == "INCONCLUSIVE"
+    assert result.seeds_needed is not None and result.seeds_needed > 5
+
+
+def test_too_few_seeds_is_inconclusive_even_when_identical():
+    assert verdict(0.0, (0.0, 0.0), TOLERANCE, 2, 5) == ("INCONCLUSIVE", "fewer than 3 seeds on a side")
+
+
+def test_seeds_needed_follows_one_over_sqrt_n():
+    # half-width 0.1 at n=5, difference 0 against tolerance 0.05: the half-width must halve -> 4x the seeds
+    assert seeds_needed(5, 0.0, (-0.1, 0.1), 0.05) == 20
+    # a difference of 0.2 outside the band must be separated from 0: half-width 0.4 -> 0.2, 4x
+    assert seeds_needed(5, 0.2, (-0.2, 0.6), 0.05) == 20
+    assert seeds_needed(5, 0.0, (-0.2, 0.2), 0.0) is None  # no seed count separates 0 from 0
+
+
+@pytest.mark.parametrize(
+    "labels, expected",
+    [
+        (["PARITY", "PARITY"], "PARITY"),
+        (["PARITY", "WORSE"], "WORSE"),
+        (["INCONCLUSIVE", "BETTER"], "BETTER"),
+        (["BETTER", "WORSE"], "INCONCLUSIVE"),
+        (["PARITY", "INCONCLUSIVE"], "INCONCLUSIVE"),
+    ],
+)
+def test_pair_verdict_combines_final_and_auc(labels, expected):
+    comparisons = [compare("final", scores(0.5, 0.01, 5, 0), scores(0.5, 0.01, 5, 1), TOLERANCE) for _ in labels]
+    for comparison, label in zip(comparisons, labels, strict=True):
+        comparison.verdict = label
+    assert pair_verdict(comparisons) == expected
+
+
+@pytest.mark.parametrize("pair", DEFAULT_PAIRS, ids=lambda pair: pair.course)
+def test_matched_keys_are_constructor_arguments(pair):
+    block = matched_hyperparams(pair)
+    parameters = inspect.signature(ALGOS[pair.sb3].__init__).parameters
+    unknown = set(block) - set(parameters) - ZOO_KEYS
+    assert not unknown, f"{pair.sb3} has no argument {unknown}"
+
+
+@pytest.mark.parametrize("pair", DEFAULT_PAIRS, ids=lambda pair: pair.course)
+def test_matched_side_follows_the_course_recipe(pair):
+    settings, block = course_settings(pair.course, pair.env_id), matched_hyperparams(pair)
+    learning_rate = settings.get("critic_learning_rate", settings.get("learning_rate"))
+    assert block["learning_rate"] == learning_rate
+    assert block.get("gamma", 0.99) == settings["gamma"]
+
+
+def test_matched_dqn_without_target_network_refreshes_the_target_every_step():
+    block = matched_hyperparams(Pair("course_dqn", "dqn", "CartPole-v1", 1000, 100))
+    assert block["target_update_interval"] == 1 and block["tau"] == 1.0
+    assert block["env_wrapper"] == course_settings("course_dqn", "CartPole-v1")["env_wrapper"]
+
+
+def test_matched_mode_rejects_a_pair_that_is_not_the_counterpart():
+    with pytest.raises(ValueError, match="counterpart"):
+        matched_hyperparams(Pair("course_dqn", "ppo", "CartPole-v1", 1000, 100))
+
+
+def test_parse_pair_fills_defaults():
+    assert parse_pair("course_sac:sac") == DEFAULT_PAIRS[-1]
+    assert parse_pair("course_sac:sac@HalfCheetah-v5:300000:10000") == Pair(
+        "course_sac", "sac", "HalfCheetah-v5", 300_000, 10_000
+    )
+    with pytest.raises(ValueError, match="unknown course algorithm"):
+        parse_pair("dqn:course_dqn")
+
+
+def parity(args: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sb3_course.parity", *args], capture_output=True, text=True, timeout=600, **kwargs
+    )
+
+
+def check_output(out: str, n_runs: int) -> None:
+    """report.md names the pair and a verdict, the PNGs load, curves.csv has every run's evaluations."""
+    with open(os.path.join(out, "report.md")) as file:
+        report = file.read()
+    assert "| course_dqn vs dqn on CartPole-v1 | matched | 2 / 2 | final |" in report
+    assert "- course_dqn vs dqn on CartPole-v1, matched: **INCONCLUSIVE**" in report  # 2 seeds cannot decide
+    for name in ("scores.png", "curves_course_dqn_dqn_CartPole-v1_matched.png"):
+        assert matplotlib.image.imread(os.path.join(out, name)).ndim == 3
+    with open(os.path.join(out, "curves.csv")) as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == n_runs * 2  # evaluations at 200 and 400 steps
+    assert {row["side"] for row in rows} == {"course_dqn", "dqn (matched)"}
+    assert len(os.listdir(os.path.join(out, "runs"))) == 2 * n_runs
+
+
+def test_tiny_sweep_writes_report_and_plots(tmp_path):
+    completed = parity([*TINY, "--out", str(tmp_path), "--jobs", "2"])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    check_output(str(tmp_path), 4)
+    assert "course_dqn vs dqn on CartPole-v1 (matched): INCONCLUSIVE" in completed.stdout
+
+
+def test_tiny_sweep_on_a_local_ray_instance(tmp_path):
+    pytest.importorskip("ray")
+    completed = parity([*TINY, "--out", str(tmp_path), "--jobs", "2", "--backend", "ray"])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    check_output(str(tmp_path), 4)
+
+
+def training_processes(keys: set[str]) -> list[int]:
+    """PIDs of live training subprocesses of the given job keys (their temp folder names carry the key)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as file:
+                command = file.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "sb3_course.train" in command and any(key in command for key in keys):
+            pids.append(int(pid))
+    return pids
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
+    out, runs = str(tmp_path), os.path.join(str(tmp_path), "runs")
+    command = [sys.executable, "-m", "sb3_course.parity", *TINY, "--out", out, "--jobs", "1"]
+    sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (os.path.isdir(runs) and any(name.endswith(".json") for name in os.listdir(runs))):
+        assert sweep.poll() is None and time.monotonic() < deadline, "no run finished"
+        time.sleep(0.2)
+    sweep.send_signal(signal.SIGTERM)
+    sweep.communicate(timeout=60)
+    finished = {name: open(os.path.join(runs, name)).read() for name in os.listdir(runs) if name.endswith(".json")}
+    assert 1 <= len(finished) < 4
+    assert all(json.loads(text)["job"]["env_id"] == "CartPole-v1" for text in finished.values())
+    assert not training_processes({"parity-course_dqn_", "parity-dqn_"}), "orphaned training processes"
+
+    completed = parity([*TINY, "--out", out, "--jobs", "2"])
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert f"4 runs, {len(finished)} already finished" in completed.stdout
+    for name, text in finished.items():
+        with open(os.path.join(runs, name)) as file:
+            assert file.read() == text, f"{name} was redone"
+    check_output(out, 4)
