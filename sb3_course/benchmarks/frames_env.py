@@ -57,3 +57,7 @@ class RandomFramesEnv(gym.Env[np.ndarray, Any]):
         ended = self._steps_left <= 0
         truncated = ended and self.np_random.random() < self.truncation_prob
         return self._next_frame(), float(self.np_random.standard_normal()), ended and not truncated, truncated, {}
+
+
+# rl-zoo3 finds the env by id once ``--gym-packages sb3_course.benchmarks.frames_env`` has imported this module
+gym.register("SB3CourseRandomFrames-v0", entry_point=RandomFramesEnv)
