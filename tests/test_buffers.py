@@ -62,7 +62,9 @@ def assert_same_samples(buffer: TwinBuffer) -> None:
         assert all(th.equal(getattr(got, name), getattr(expected, name)) for name in SAMPLE_FIELDS)
 
 
-def collecting_model(n_envs: int, frame_shape: tuple[int, ...], buffer_size: int, **buffer_kwargs) -> CourseDQN:
+def collecting_model(
+    n_envs: int, frame_shape: tuple[int, ...], buffer_size: int, n_stack=N_STACK, **buffer_kwargs
+) -> CourseDQN:
     """CourseDQN that only collects (random actions before learning_starts) into a TwinBuffer."""
     return CourseDQN(
         "MlpPolicy",
@@ -71,7 +73,7 @@ def collecting_model(n_envs: int, frame_shape: tuple[int, ...], buffer_size: int
         batch_size=1,
         learning_starts=10**6,
         replay_buffer_class=TwinBuffer,
-        replay_buffer_kwargs=dict(n_stack=N_STACK, **buffer_kwargs),
+        replay_buffer_kwargs=dict(n_stack=n_stack, **buffer_kwargs),
         seed=n_envs,
     )
 
@@ -185,11 +187,8 @@ def test_bad_arguments_are_named(observation_space, kwargs, error, match):
 
 def test_wrong_n_stack_warns_but_stays_exact():
     """9 channels of 3 stacked RGB frames read as 9 one-channel frames: no frame is shared, a warning says so."""
-    model = collecting_model(1, (12, 12, 3), buffer_size=30)
-    model.replay_buffer_kwargs = dict(n_stack=9)
-    model.replay_buffer = None
+    model = collecting_model(1, (12, 12, 3), buffer_size=30, n_stack=9)
     with pytest.warns(UserWarning, match=r"not VecFrameStack\(n_stack=9\)"):
-        model._setup_model()
         model.learn(40)
     assert_same_samples(model.replay_buffer)
 

@@ -60,4 +60,4 @@ class RandomFramesEnv(gym.Env[np.ndarray, Any]):
 
 
 # rl-zoo3 finds the env by id once ``--gym-packages sb3_course.benchmarks.frames_env`` has imported this module
-gym.register("SB3CourseRandomFrames-v0", entry_point=RandomFramesEnv)
+gym.register("SB3CourseRandomFrames-v0", entry_point="sb3_course.benchmarks.frames_env:RandomFramesEnv")
