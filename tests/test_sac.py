@@ -5,11 +5,14 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.torch_layers import NatureCNN
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 
 from sb3_course import CourseSAC
 from sb3_course.common.validation import UnsupportedSpaceError
+from sb3_course.sac.policies import TanhLogStdActor
 
 from hand import feed_fixed_pendulum_batch, linear
 
@@ -166,3 +169,14 @@ def test_discrete_action_space_rejected_at_construction():
 def test_invalid_hyperparameters(kwargs, name):
     with pytest.raises(ValueError, match=name):
         CourseSAC("MlpPolicy", "Pendulum-v1", **kwargs)
+
+
+def test_cnn_policy_is_the_course_actor_on_nature_cnn():
+    env = FakeImageEnv(screen_height=36, screen_width=36, n_channels=3, discrete=False)
+    model = CourseSAC("CnnPolicy", env, buffer_size=100, learning_starts=20, batch_size=8, policy_kwargs=TINY, seed=0)
+    assert isinstance(model.actor, TanhLogStdActor)
+    assert isinstance(model.actor.features_extractor, NatureCNN) and isinstance(model.critic.features_extractor, NatureCNN)
+    model.learn(40)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert action.shape == env.action_space.shape and env.action_space.contains(action)

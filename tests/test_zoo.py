@@ -1,4 +1,5 @@
 import os
+import pickle
 import subprocess
 import sys
 
@@ -6,6 +7,7 @@ import pytest
 import yaml
 from rl_zoo3.utils import ALGOS
 
+from sb3_course.common.buffers import FrameStackReplayBuffer
 from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir, register
 from sb3_course.zoo.cli import with_default_config
 
@@ -59,3 +61,32 @@ def test_list_and_bad_verb(tmp_path):
     assert listed.returncode == 0 and "course_dqn" in listed.stdout and "CourseDQN" in listed.stdout
     bad = sb3_course("fly")
     assert bad.returncode == 2 and "unknown verb 'fly'" in bad.stderr
+
+
+def test_train_with_frame_stack_replay_buffer_from_a_recipe(tmp_path):
+    """rl-zoo3 stacks frames (frame_stack), SB3 moves channels first, the recipe names FrameStackReplayBuffer."""
+    recipe = {
+        "SB3CourseRandomFrames-v0": {
+            "n_timesteps": 300,
+            "policy": "CnnPolicy",
+            "frame_stack": 3,
+            "replay_buffer_class": "FrameStackReplayBuffer",
+            "replay_buffer_kwargs": "dict(n_stack=3)",
+            "env_kwargs": {"frame_shape": [36, 36, 3], "episode_length": [5, 30]},
+            "buffer_size": 200,
+            "learning_starts": 100,
+            "batch_size": 16,
+            "policy_kwargs": "dict(features_extractor_kwargs=dict(features_dim=16), net_arch=[8])",
+        }
+    }
+    config = tmp_path / "frames.yml"
+    config.write_text(yaml.safe_dump(recipe))
+    result = sb3_course(
+        "train", "--algo", "course_dqn", "--env", "SB3CourseRandomFrames-v0", "--seed", "0",
+        "--gym-packages", "sb3_course.benchmarks.frames_env", "-conf", str(config), "-f", str(tmp_path),
+        "--save-replay-buffer", "--num-threads", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "course_dqn" / "SB3CourseRandomFrames-v0_1" / "replay_buffer.pkl", "rb") as file:
+        buffer = pickle.load(file)
+    assert isinstance(buffer, FrameStackReplayBuffer) and buffer.obs_shape == (9, 36, 36) and buffer.channels_first

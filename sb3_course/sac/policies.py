@@ -4,7 +4,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
@@ -68,4 +68,20 @@ class CourseSACPolicy(SACPolicy):
         return TanhLogStdActor(**actor_kwargs).to(self.device)
 
 
+class CourseSACCnnPolicy(CourseSACPolicy):
+    """
+    Policy of the course SAC for image observations: :class:`CourseSACPolicy` (tanh log-std actor, twin
+    critics) on SB3's ``NatureCNN`` features extractor, as SB3's SAC ``CnnPolicy`` is ``SACPolicy`` on it.
+
+    :param args: positional arguments of ``SACPolicy``
+    :param features_extractor_class: features extractor of the actor and the critics (default: ``NatureCNN``)
+    :param kwargs: keyword arguments of ``SACPolicy``
+    """
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any) -> None:
+        kwargs["features_extractor_class"] = features_extractor_class
+        super().__init__(*args, **kwargs)
+
+
 MlpPolicy = CourseSACPolicy
+CnnPolicy = CourseSACCnnPolicy

@@ -15,7 +15,7 @@ from sb3_course.common.validation import (
     check_off_policy_arguments,
     check_policy_class,
 )
-from sb3_course.sac.policies import CourseSACPolicy, MlpPolicy
+from sb3_course.sac.policies import CnnPolicy, CourseSACPolicy, MlpPolicy
 
 SelfCourseSAC = TypeVar("SelfCourseSAC", bound="CourseSAC")
 
@@ -45,7 +45,7 @@ class CourseSAC(OffPolicySafeFilesMixin, SAC):
     - The notes' ``SAC`` class defaults to hidden sizes (1024, 1024); their experiment, and the default here,
       use (256, 256). HalfCheetah-v4 is HalfCheetah-v5 in current Gymnasium.
 
-    :param policy: The policy model to use (MlpPolicy)
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
     :param learning_rate: learning rate of the policy and critic Adam optimizers (and of ``ent_coef`` when
         ``"auto"``), constant or a schedule of the remaining progress (course: 1e-4)
@@ -73,7 +73,7 @@ class CourseSAC(OffPolicySafeFilesMixin, SAC):
     :param _init_setup_model: whether to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "CnnPolicy": CnnPolicy}
     policy: CourseSACPolicy
 
     def __init__(

@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from rl_zoo3 import hyperparams_opt
+from rl_zoo3 import exp_manager, hyperparams_opt
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from sb3_course.a3c import A3C
+from sb3_course.common.buffers import FrameStackReplayBuffer
 from sb3_course.ddpg import CourseDDPG
 from sb3_course.dqn import CourseDQN
 from sb3_course.reinforce import REINFORCE
@@ -51,12 +52,14 @@ def default_config(algo: str) -> Path | None:
 def register() -> None:
     """
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
-    ``HYPERPARAMS_CONVERTER`` (idempotent). rl-zoo3's scripts import these dicts, so updating them in place
-    is enough.
+    ``HYPERPARAMS_CONVERTER``, and make ``FrameStackReplayBuffer`` a name recipes can use (idempotent).
+    rl-zoo3's scripts import these dicts, so updating them in place is enough.
     """
     ALGOS.update(COURSE_ALGOS)
     hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
     hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
+    # rl-zoo3 evaluates a recipe's ``replay_buffer_class: <name>`` in exp_manager's namespace (as HerReplayBuffer)
+    exp_manager.FrameStackReplayBuffer = FrameStackReplayBuffer  # type: ignore[attr-defined]
 
 
 __all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "default_config", "hyperparams_dir", "register"]
