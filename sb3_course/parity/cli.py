@@ -45,12 +45,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--last-evals", type=int, default=3, help="evaluations averaged into the final score")
     parser.add_argument("--tolerance", type=float, default=0.1, help="parity band on the normalised IQM difference")
-    parser.add_argument("--out", default="parity")
+    parser.add_argument("--out", default="parity", help="folder of the report and plots")
+    parser.add_argument("--runs", default=None, help="folder of the runs (default: <out>/runs)")
     parser.add_argument("--backend", choices=("process", "ray"), default="process")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU slots (default: all cores)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray instance)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from finished runs")
     args = parser.parse_args(argv)
+    args.runs = args.runs or os.path.join(args.out, "runs")
     args.pairs = [
         Pair(p.course, p.sb3, p.env_id, args.n_timesteps or p.n_timesteps, args.eval_freq or p.eval_freq) for p in args.pairs
     ]
@@ -88,7 +90,7 @@ def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list
 
 def run_sweep(args: argparse.Namespace) -> list[str]:
     """Run every unfinished job, saving each as it finishes; return the failures' messages."""
-    store = RunStore(args.out)
+    store = RunStore(args.runs)
     planned: dict[str, Job] = {}
     for pair in args.pairs:
         for mode in args.mode:
@@ -119,7 +121,7 @@ def run_sweep(args: argparse.Namespace) -> list[str]:
 
 
 def results_of(args: argparse.Namespace) -> list[Result]:
-    store = RunStore(args.out)
+    store = RunStore(args.runs)
     results = []
     for pair in args.pairs:
         for mode in args.mode:

@@ -127,8 +127,8 @@ def run_job(job: Job) -> dict[str, Any]:
 class RunStore:
     """The ``runs/`` folder of a sweep: one ``<key>.npz`` (curves) and ``<key>.json`` (job and cost) per run."""
 
-    def __init__(self, out_dir: str) -> None:
-        self.folder = os.path.join(out_dir, "runs")
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
         os.makedirs(self.folder, exist_ok=True)
 
     def has(self, job: Job) -> bool:
