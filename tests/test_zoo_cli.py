@@ -97,6 +97,31 @@ def test_record_video_writes_mp4(logs, monkeypatch):
     assert list((logs / "logs" / "course_dqn" / f"{DQN_ENV}_1" / "videos").glob("*.mp4"))
 
 
+def test_record_video_writes_gif_without_moviepy(logs, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.chdir(logs)
+    monkeypatch.setitem(sys.modules, "moviepy", None)  # as if moviepy were not installed
+    sb3_course(
+        monkeypatch,
+        "record_video",
+        "--gif",
+        "--algo",
+        "course_dqn",
+        "--env",
+        DQN_ENV,
+        "-f",
+        "logs",
+        "--exp-id",
+        "1",
+        "-n",
+        "20",
+    )
+    (gif,) = (logs / "logs" / "course_dqn" / f"{DQN_ENV}_1" / "videos").glob("*.gif")
+    with Image.open(gif) as image:
+        assert image.n_frames == 21 and image.size[0] > 100  # the reset frame and 20 steps, rendered
+
+
 def test_rl_zoo3_plots_draw_course_runs(logs, monkeypatch):
     pytest.importorskip("scipy", reason="rl-zoo3's all_plots needs scipy")
     monkeypatch.chdir(logs)

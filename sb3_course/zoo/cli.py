@@ -2,7 +2,6 @@
 
 import argparse
 import importlib
-import importlib.util
 import runpy
 import sys
 from collections.abc import Callable
@@ -18,7 +17,7 @@ verbs:
   plot_train      rl-zoo3's plot_train
   plot_from_file  rl-zoo3's plot_from_file
   all_plots       rl-zoo3's all_plots
-  record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy)
+  record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy, or --gif through Pillow)
   report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
   parity          the parity suite: course algorithms against SB3's over seeds, judged with rliable
@@ -101,13 +100,31 @@ def _zoo_script(module: str, function: str, check: bool = False) -> Callable[[],
 
 
 def record_video() -> None:
-    """rl-zoo3's ``record_video`` script (``rl_zoo3.record_video`` has no function) with the course algorithms."""
+    """
+    rl-zoo3's ``record_video`` script (``rl_zoo3.record_video`` has no function) with the course algorithms:
+    an MP4 through moviepy, or with ``--gif`` an animated GIF through Pillow (no moviepy needed).
+    """
     register()
+    gif = "--gif" in sys.argv
+    sys.argv = [arg for arg in sys.argv if arg != "--gif"]
     checked(sys.argv[1:], recipe=False)
-    if importlib.util.find_spec("moviepy") is None:
-        print(f"{sys.argv[0]}: error: writing the MP4 needs moviepy (pip install moviepy)", file=sys.stderr)
+    from stable_baselines3.common import vec_env
+
+    from sb3_course.zoo.video import VecGifRecorder, has_moviepy
+
+    if not gif and not has_moviepy():
+        print(
+            f"{sys.argv[0]}: error: writing the MP4 needs moviepy (pip install moviepy); --gif writes a GIF without it",
+            file=sys.stderr,
+        )
         sys.exit(2)
-    runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
+    mp4_recorder = vec_env.VecVideoRecorder
+    # rl_zoo3.record_video imports VecVideoRecorder from stable_baselines3.common.vec_env when it runs
+    vec_env.VecVideoRecorder = VecGifRecorder if gif else mp4_recorder  # type: ignore[misc]
+    try:
+        runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
+    finally:
+        vec_env.VecVideoRecorder = mp4_recorder  # type: ignore[misc]
 
 
 def report() -> None:
