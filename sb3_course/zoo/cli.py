@@ -21,6 +21,7 @@ verbs:
   record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy)
   report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
+  bench           steps per second of each course algorithm against its SB3 counterpart (matched settings)
 """
 
 
@@ -120,6 +121,12 @@ def report() -> None:
         sys.exit(2)
 
 
+def bench() -> None:
+    from sb3_course.benchmarks.speed import main as speed
+
+    speed()
+
+
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
     "enjoy": _zoo_script("enjoy", "enjoy", check=True),
@@ -129,6 +136,7 @@ VERBS: dict[str, Callable[[], None]] = {
     "record_video": record_video,
     "report": report,
     "list": list_algos,
+    "bench": bench,
 }
 
 
