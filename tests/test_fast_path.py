@@ -71,7 +71,7 @@ class Case:
         return pytest.param(self, id=self.name or self.cls.__name__)
 
 
-TINY = dict(net_arch=[8])
+TINY = dict(net_arch=[8])  # copied for each model: SB3's SAC and TD3 add keys to the policy_kwargs they get
 CASES = [
     Case(CourseDQN, DQN.train, "CartPole-v1", dict(policy_kwargs=TINY, exploration_decay="linear")),
     Case(CourseDQN, DQN.train, "CartPole-v1", dict(policy_kwargs=TINY, max_grad_norm=0.5), name="CourseDQN-clip"),
@@ -95,7 +95,7 @@ def with_optimizer_kwargs(kwargs: dict[str, Any], optimizer_kwargs: dict[str, An
 
 
 def fast_model(case: Case, optimizer_kwargs: dict[str, Any] | None = None) -> Any:
-    kwargs = case.kwargs if optimizer_kwargs is None else with_optimizer_kwargs(case.kwargs, optimizer_kwargs)
+    kwargs = with_optimizer_kwargs(case.kwargs, optimizer_kwargs) if optimizer_kwargs else copy.deepcopy(case.kwargs)
     return case.cls("MlpPolicy", case.env_id, **OFF_POLICY, **kwargs)
 
 
@@ -159,7 +159,7 @@ def test_fused_adam_is_default_unless_chosen_and_survives_save(tmp_path):
     def optimizer_defaults(model: CourseDQN) -> dict[str, Any]:
         return model.policy.optimizer.defaults
 
-    model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=TINY)
+    model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(TINY))
     assert optimizer_defaults(model)["fused"] is True
     model.save(tmp_path / "model")
     assert optimizer_defaults(CourseDQN.load(tmp_path / "model"))["fused"] is True
