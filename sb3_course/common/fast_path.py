@@ -34,7 +34,8 @@ def with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[st
     caller chose no implementation (``fused`` / ``foreach``). SB3 leaves PyTorch's default, which on CPU is the
     single-tensor loop: a dozen small operations per parameter tensor and step. The fused kernel computes the same
     update in one call per step; it orders some floating-point operations differently, so parameters agree with
-    the single-tensor ones to float32 rounding (about 1e-7 relative per step), not bit for bit.
+    the single-tensor ones to float32 rounding (a few ulps: at most 6e-8 apart after 100 steps in the tests), not
+    bit for bit.
     ``optimizer_kwargs=dict(fused=False)`` keeps SB3's implementation.
 
     :param policy_kwargs: the algorithm's ``policy_kwargs``
