@@ -10,48 +10,15 @@ machine with at least 2 cores; the load average before and after is printed with
 
 import argparse
 import os
-import time
 from typing import Any
 
 import numpy as np
 import torch as th
 import yaml
-from stable_baselines3.common.callbacks import BaseCallback
 
 from sb3_course.a3c import A3C
+from sb3_course.benchmarks.machine import StepClock
 from sb3_course.zoo import default_config
-
-
-def cpu_times() -> tuple[int, int]:
-    """Idle and total CPU time of the whole machine so far (Linux ``/proc/stat``; zeros elsewhere)."""
-    try:
-        with open("/proc/stat") as file:
-            fields = [int(value) for value in file.readline().split()[1:]]
-    except OSError:
-        return 0, 0
-    return fields[3] + fields[4], sum(fields)  # idle + iowait, all
-
-
-class StepClock(BaseCallback):
-    """Times the steps between ``warmup`` and the end of training (the main process sees every step)."""
-
-    def __init__(self, warmup: int) -> None:
-        super().__init__()
-        self.warmup = warmup
-        self.start: tuple[float, int, tuple[int, int]] | None = None
-
-    def _on_step(self) -> bool:
-        if self.start is None and self.num_timesteps >= self.warmup:
-            self.start = (time.perf_counter(), self.num_timesteps, cpu_times())
-        return True
-
-    def measure(self) -> tuple[float, float]:
-        """Steps per second since the warm-up, and the share of the machine's CPU time that stayed idle (%)."""
-        assert self.start is not None
-        start_time, start_steps, (start_idle, start_total) = self.start
-        idle, total = cpu_times()
-        idle_share = 100 * (idle - start_idle) / max(total - start_total, 1)
-        return (self.num_timesteps - start_steps) / (time.perf_counter() - start_time), idle_share
 
 
 def recipe(env_id: str) -> dict[str, Any]:

@@ -8,11 +8,19 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
 from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
+from sb3_course.common.fast_path import (
+    FastOffPolicyMixin,
+    frozen,
+    mean_of,
+    optimizer_step,
+    soft_update,
+    unshared_parameters,
+)
 from sb3_course.common.validation import (
     check_learning_rate,
     check_off_policy_arguments,
@@ -30,7 +38,7 @@ COURSE_OU_SIGMA = 0.1
 COURSE_OU_DT = 0.01
 
 
-class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
+class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     """
     Course DDPG: clamped actor, critic with separate state and action encoders, SmoothL1 critic loss, OU noise.
 
@@ -56,6 +64,8 @@ class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
     - The notes' experiment defines ``lr_actor = 0.005`` and ``lr_critic = 0.001`` but never passes them, so
       their run used the ``DDPG`` class defaults (0.001 and 0.0005); the defaults here are the intended 0.005
       and 0.001.
+    - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
+      in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
 
     :param policy: The policy model to use (MlpPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
@@ -173,6 +183,13 @@ class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
                 dt=COURSE_OU_DT,
             )
 
+    def _create_aliases(self) -> None:
+        super()._create_aliases()
+        self._keep_parameter_lists(
+            actor=self.actor, actor_target=self.actor_target, critic=self.critic, critic_target=self.critic_target
+        )
+        self.parameter_lists["critic_only"] = unshared_parameters(self.critic, self.actor)
+
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # Called by train() with [actor optimizer, critic optimizer]: each gets its own schedule.
         assert isinstance(optimizers, list)
@@ -187,6 +204,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
         loss_fn = CRITIC_LOSSES[self.critic_loss]
+        params = self.parameter_lists
 
         actor_losses, critic_losses = [], []
         for _ in range(gradient_steps):
@@ -205,28 +223,26 @@ class CourseDDPG(OffPolicySafeFilesMixin, DDPG):
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
             critic_loss = sum(loss_fn(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-            critic_losses.append(critic_loss.item())
-            self.critic.optimizer.zero_grad()
-            critic_loss.backward()
-            self.critic.optimizer.step()
+            critic_losses.append(critic_loss.detach())
+            optimizer_step(self.critic.optimizer, critic_loss)
 
-            # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic
-            actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
-            actor_losses.append(actor_loss.item())
-            self.actor.optimizer.zero_grad()
-            actor_loss.backward()
-            self.actor.optimizer.step()
+            # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic, whose
+            # own weights stay out of the graph (only dQ/da is needed)
+            with frozen(params["critic_only"]):
+                actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
+            actor_losses.append(actor_loss.detach())
+            optimizer_step(self.actor.optimizer, actor_loss)
 
             # theta' <- tau * theta + (1 - tau) * theta', for critic and actor
-            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
-            polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
+            soft_update(params["critic"], params["critic_target"], self.tau)
+            soft_update(params["actor"], params["actor_target"], self.tau)
             # Copy running stats, see SB3 GH issue #996
-            polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-            polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+            soft_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+            soft_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
+        self.logger.record("train/actor_loss", mean_of(actor_losses))
+        self.logger.record("train/critic_loss", mean_of(critic_losses))
 
     def learn(
         self: SelfCourseDDPG,

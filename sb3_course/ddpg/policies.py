@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
@@ -8,6 +8,8 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
+
+from sb3_course.common.fast_path import FastPolicyMixin
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -53,7 +55,7 @@ class ClampedActor(Actor):
 
 class EncoderQNetwork(nn.Module):
     """
-    Q(s, a) = q_estimator([relu(state_encoder(s)), relu(action_encoder(a))]) on the concatenated input [s, a].
+    Q(s, a) = q_estimator([relu(state_encoder(s)), relu(action_encoder(a))]).
 
     :param features_dim: size of the state features
     :param action_dim: size of the action
@@ -78,8 +80,7 @@ class EncoderQNetwork(nn.Module):
         self.action_encoder = nn.Sequential(nn.Linear(action_dim, action_encoder_dim), activation_fn())
         self.q_estimator = nn.Sequential(*create_mlp(state_encoder_dim + action_encoder_dim, 1, net_arch, activation_fn))
 
-    def forward(self, qvalue_input: th.Tensor) -> th.Tensor:
-        features, actions = qvalue_input.split([self.features_dim, qvalue_input.shape[1] - self.features_dim], dim=1)
+    def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
         return self.q_estimator(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 
@@ -87,8 +88,9 @@ class EncoderCritic(ContinuousCritic):
     """
     SB3's ``ContinuousCritic`` whose Q-networks encode state and action separately (000, ``Critic``).
 
-    ``forward`` and ``q1_forward`` are SB3's: they extract the features and pass ``[features, action]`` to each
-    Q-network, which splits it again for its two encoders.
+    ``forward`` and ``q1_forward`` are SB3's, except that each Q-network gets features and action as two tensors:
+    SB3 concatenates them for its concat-MLP, which here would only be split again for the two encoders (two
+    operations more in every forward and backward pass, for the same values).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -136,10 +138,22 @@ class EncoderCritic(ContinuousCritic):
             self.add_module(f"qf{idx}", q_net)
             self.q_networks.append(q_net)
 
+    def forward(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, ...]:
+        # The features extractor learns from the actor loss only when it is shared with the actor (as SB3)
+        with th.set_grad_enabled(not self.share_features_extractor):
+            features = self.extract_features(obs, self.features_extractor)
+        return tuple(q_net(features, actions) for q_net in self.q_networks)
 
-class CourseDDPGPolicy(TD3Policy):
+    def q1_forward(self, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
+        with th.no_grad():
+            features = self.extract_features(obs, self.features_extractor)
+        return self.q_networks[0](features, actions)
+
+
+class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     """
-    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic.
+    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (and the
+    short ``predict`` and mode-switching paths of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -151,6 +165,9 @@ class CourseDDPGPolicy(TD3Policy):
     :param n_critics: number of Q-networks (course: 1)
     :param kwargs: other keyword arguments of ``TD3Policy``
     """
+
+    # the modules SB3's set_training_mode switches (its targets stay in evaluation mode)
+    trained_modules: ClassVar[tuple[str, ...]] = ("actor", "critic")
 
     actor: ClampedActor
     actor_target: ClampedActor

@@ -21,6 +21,7 @@ verbs:
   report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
   parity          the parity suite: course algorithms against SB3's over seeds, judged with rliable
+  bench           steps per second of each course algorithm against its SB3 counterpart (matched settings)
 """
 
 
@@ -144,6 +145,12 @@ def parity() -> None:
     parity_main()
 
 
+def bench() -> None:
+    from sb3_course.benchmarks.speed import main as speed
+
+    speed()
+
+
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
     "enjoy": _zoo_script("enjoy", "enjoy", check=True),
@@ -154,6 +161,7 @@ VERBS: dict[str, Callable[[], None]] = {
     "report": report,
     "list": list_algos,
     "parity": parity,
+    "bench": bench,
 }
 
 

@@ -1,0 +1,270 @@
+"""
+Steps per second of each course algorithm against its SB3 counterpart at a matched configuration
+(``sb3-course bench``; ``python -m sb3_course.benchmarks.speed`` is the same)::
+
+    sb3-course bench --algos course_dqn course_ddpg course_sac reinforce --net-sizes both --repetitions 5 --json bench.json
+
+Every run is a fresh Python process with one torch thread, so its peak RSS is its own and no run warms the
+caches of the next; the two sides alternate (course, SB3, course, SB3, ...). The clock starts at step
+``--learning-starts``, when an off-policy algorithm takes its first gradient step (the random warm-up steps,
+process start-up and model construction are not timed; the on-policy pair skips the same number of steps), and
+runs for ``--steps`` more steps. Off-policy runs take one gradient step per environment step. The ratio is taken
+per repetition (course run i / SB3 run i). The matched settings of each pair are in
+:mod:`sb3_course.benchmarks.matchups` and ``docs/benchmarks.md``.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3 import A2C, DDPG, DQN, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList, EvalCallback
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
+
+from sb3_course import REINFORCE, CourseDDPG, CourseDQN, CourseSAC
+from sb3_course.benchmarks.machine import StepClock, machine_idle_percent
+from sb3_course.benchmarks.matchups import (
+    MATCHUPS,
+    NET_SIZES,
+    OFF_POLICY_STEPS,
+    ON_POLICY_STEPS,
+    THRESHOLDS,
+    Matchup,
+    matchups,
+)
+from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
+
+# Below this share of idle CPU time before the runs the machine counts as busy
+BUSY_IDLE_PERCENT = 90.0
+CLASSES: dict[str, type[BaseAlgorithm]] = {
+    "course_dqn": CourseDQN, "dqn": DQN, "course_ddpg": CourseDDPG, "ddpg": DDPG,
+    "course_sac": CourseSAC, "sac": SAC, "reinforce": REINFORCE, "a2c": A2C,
+}  # fmt: skip
+
+
+def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int) -> BaseAlgorithm:
+    """One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise."""
+    kwargs = dict(kwargs)
+    noise = kwargs.pop("action_noise", None)
+    model = CLASSES[algo]("MlpPolicy", env_id, seed=seed, **kwargs)
+    if noise == "course_ou":
+        dim = model.action_space.shape[0]  # type: ignore[index]
+        model.action_noise = OrnsteinUhlenbeckActionNoise(  # type: ignore[attr-defined]
+            np.zeros(dim), COURSE_OU_SIGMA * np.ones(dim), theta=COURSE_OU_THETA, dt=COURSE_OU_DT
+        )
+    return model
+
+
+class ThresholdTimer(EvalCallback):
+    """
+    ``EvalCallback`` (deterministic actions) that records the training wall time until the mean evaluation return
+    first reaches ``threshold``; the evaluations themselves are left out of that time and of the step clock's.
+
+    :param env_id: the environment to evaluate on
+    :param threshold: the return to reach
+    :param eval_freq: evaluate every ``eval_freq`` steps
+    :param n_eval_episodes: episodes per evaluation
+    :param clock: the run's step clock, paused during evaluations
+    """
+
+    def __init__(self, env_id: str, threshold: float, eval_freq: int, n_eval_episodes: int, clock: StepClock) -> None:
+        super().__init__(Monitor(gym.make(env_id)), eval_freq=eval_freq, n_eval_episodes=n_eval_episodes, verbose=0)
+        self.threshold = threshold
+        self.clock = clock
+        self.started = 0.0
+        self.evaluating = 0.0
+        self.reached_after: float | None = None
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        self.started = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        begin = time.perf_counter()
+        continue_training = super()._on_step()
+        spent = time.perf_counter() - begin
+        self.evaluating += spent
+        self.clock.pause(spent)
+        if self.reached_after is None and self.n_calls % self.eval_freq == 0 and self.last_mean_reward >= self.threshold:
+            self.reached_after = begin - self.started - (self.evaluating - spent)
+        return continue_training
+
+
+def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
+    """
+    One run: train ``spec["warmup"] + spec["steps"]`` steps and time those after the warm-up; with a threshold,
+    also the training wall time (evaluations left out) until the evaluation return first reaches it.
+    """
+    th.set_num_threads(1)
+    model = make_model(spec["algo"], spec["env_id"], spec["kwargs"], spec["seed"])
+    clock = StepClock(spec["warmup"])
+    timer = None
+    if spec.get("threshold") is not None:
+        timer = ThresholdTimer(spec["env_id"], spec["threshold"], spec["eval_freq"], spec["eval_episodes"], clock)
+    model.learn(spec["warmup"] + spec["steps"], callback=CallbackList([clock] if timer is None else [clock, timer]))
+    steps_per_second, idle = clock.measure()
+    return {
+        "steps_per_second": steps_per_second,
+        "machine_idle_percent": idle,
+        # ru_maxrss is in KiB on Linux
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "time_to_threshold_s": None if timer is None else timer.reached_after,
+    }
+
+
+def run_in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`measure_run` in a fresh interpreter (one BLAS / OpenMP thread too); its last stdout line is the result."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "sb3_course.benchmarks.speed", "--run", json.dumps(spec)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"benchmark run {spec['algo']} failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def spec_of(matchup: Matchup, side: str, repetition: int, args: argparse.Namespace) -> dict[str, Any]:
+    algo, kwargs = matchup.course if side == "course" else matchup.sb3
+    return {
+        "algo": algo, "env_id": matchup.env_id, "kwargs": kwargs, "seed": repetition,
+        "warmup": args.learning_starts, "steps": args.steps or matchup.steps,
+        "threshold": THRESHOLDS[matchup.env_id] if args.threshold_time else None,
+        "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
+    }  # fmt: skip
+
+
+def run_matchups(chosen: list[Matchup], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every matchup, ``args.repetitions`` times, alternating the course and the SB3 side."""
+    results = []
+    for matchup in chosen:
+        runs: dict[str, list[dict[str, Any]]] = {"course": [], "sb3": []}
+        for repetition in range(args.repetitions):
+            for side in ("course", "sb3"):
+                run = run_in_subprocess(spec_of(matchup, side, repetition, args))
+                runs[side].append(run)
+                print(
+                    f"{matchup.pair} ({matchup.sizes}) repetition {repetition} {side}: {run['steps_per_second']:.0f} steps/s, "
+                    f"{run['peak_rss_mb']:.0f} MB, machine {run['machine_idle_percent']:.0f}% idle",
+                    flush=True,
+                )
+        ratios = [c["steps_per_second"] / s["steps_per_second"] for c, s in zip(runs["course"], runs["sb3"], strict=True)]
+        results.append({**asdict(matchup), "course_runs": runs["course"], "sb3_runs": runs["sb3"], "ratios": ratios})
+    return results
+
+
+def spread(values: list[float], digits: int = 0, separator: str = "-") -> str:
+    """``median (min-max)``."""
+    return f"{np.median(values):.{digits}f} ({min(values):.{digits}f}{separator}{max(values):.{digits}f})"
+
+
+def threshold_cell(runs: list[dict[str, Any]]) -> str:
+    reached = [run["time_to_threshold_s"] for run in runs if run["time_to_threshold_s"] is not None]
+    return f"{np.median(reached):.0f} ({len(reached)}/{len(runs)})" if reached else f"- (0/{len(runs)})"
+
+
+def markdown_table(results: list[dict[str, Any]], threshold_time: bool) -> str:
+    """One row per matchup: steps/s of both sides, the per-repetition ratio and the peak RSS (medians)."""
+    columns = ["algorithm", "env", "net sizes", "course steps/s median (min-max)", "SB3 steps/s median (min-max)",
+               "course / SB3 median (min..max)", "peak RSS MB course / SB3"]  # fmt: skip
+    if threshold_time:
+        columns.append("time to threshold s course / SB3 (runs reaching it)")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * 3 + "---:|" * (len(columns) - 3)]
+    for result in results:
+        course, sb3 = result["course_runs"], result["sb3_runs"]
+        rss = [np.median([run["peak_rss_mb"] for run in runs]) for runs in (course, sb3)]
+        cells = [
+            f"{result['pair']} / {result['sb3'][0]}", result["env_id"], result["sizes"],
+            spread([run["steps_per_second"] for run in course]), spread([run["steps_per_second"] for run in sb3]),
+            spread(result["ratios"], 2, ".."), f"{rss[0]:.0f} / {rss[1]:.0f}",
+        ]  # fmt: skip
+        if threshold_time:
+            cells.append(f"{threshold_cell(course)} / {threshold_cell(sb3)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_description() -> dict[str, Any]:
+    import platform
+
+    import stable_baselines3
+
+    model = (
+        next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
+        if os.path.exists("/proc/cpuinfo")
+        else None
+    )
+    return {"cpu": model or platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+            "torch": th.__version__, "stable_baselines3": stable_baselines3.__version__}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog=os.path.basename(sys.argv[0]), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--algos", nargs="+", choices=list(MATCHUPS), default=list(MATCHUPS), help="course algorithms to measure"
+    )
+    parser.add_argument(
+        "--net-sizes",
+        choices=list(NET_SIZES),
+        default="both",
+        help="off-policy network sizes: the course's, SB3's defaults or both",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"timed steps per run (default {OFF_POLICY_STEPS} off-policy, {ON_POLICY_STEPS} REINFORCE / A2C)",
+    )
+    parser.add_argument("--repetitions", type=int, default=5, help="runs per side")
+    parser.add_argument("--learning-starts", type=int, default=1_000, help="untimed steps first (the off-policy warm-up)")
+    parser.add_argument(
+        "--threshold-time",
+        action="store_true",
+        help="also the training time until the evaluation return reaches the env's threshold",
+    )
+    parser.add_argument("--eval-freq", type=int, default=1_000, help="with --threshold-time: evaluate every this many steps")
+    parser.add_argument("--eval-episodes", type=int, default=5, help="with --threshold-time: episodes per evaluation")
+    parser.add_argument("--json", default=None, help="also write every run's figures to this file")
+    parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one run (JSON spec), in a child process
+    args = parser.parse_args(argv)
+    if args.run is not None:
+        print(json.dumps(measure_run(json.loads(args.run))))
+        return
+
+    machine = machine_description()
+    idle = machine_idle_percent(1.0)
+    print(f"command: {' '.join([os.path.basename(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)])}")
+    print(f"machine: {machine}; {idle:.0f}% idle over 1 s before the runs")
+    if idle < BUSY_IDLE_PERCENT:
+        print(f"warning: the machine is busy ({idle:.0f}% idle): steps/s will be low and noisy", file=sys.stderr)
+    results = run_matchups(matchups(args.algos, args.net_sizes, args.learning_starts), args)
+    print()
+    print(markdown_table(results, args.threshold_time))
+    # One run keeps one core busy: on an otherwise idle machine, 1 / cpu_count of its CPU time
+    lowest = min(run["machine_idle_percent"] for result in results for run in result["course_runs"] + result["sb3_runs"])
+    expected = 100 * (1 - 1 / (os.cpu_count() or 1))
+    if lowest < expected - 10:
+        print(
+            f"warning: during some run only {lowest:.0f}% of the machine was idle ({expected:.0f}% expected): other load",
+            file=sys.stderr,
+        )
+    if args.json:
+        with open(args.json, "w") as file:
+            json.dump(
+                {"command": sys.argv, "machine": machine, "idle_before_percent": idle, "results": results}, file, indent=1
+            )
+
+
+if __name__ == "__main__":
+    main()

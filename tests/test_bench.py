@@ -1,0 +1,70 @@
+"""``sb3-course bench``: the table and JSON it writes, its matched settings and one run's measurements (never timings)."""
+
+import json
+import math
+import sys
+
+import pytest
+import torch as th
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+
+from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, THRESHOLDS, matchups
+from sb3_course.benchmarks.speed import make_model, measure_run
+from sb3_course.zoo.cli import main
+
+SHARED_SETTINGS = ("learning_starts", "batch_size", "buffer_size", "train_freq", "gradient_steps", "gamma", "tau")
+
+
+def test_bench_verb_prints_both_sides_and_writes_json(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["--algos", "course_dqn", "--net-sizes", "course", "--steps", "300", "--repetitions", "1"]
+    monkeypatch.setattr(sys, "argv", ["sb3-course", "bench", *argv, "--learning-starts", "100", "--json", str(out)])
+    main()
+    printed = capsys.readouterr().out
+    header, _, row = [line for line in printed.splitlines() if line.startswith("|")]
+    assert "course steps/s" in header and "SB3 steps/s" in header and "course / SB3" in header
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:3] == ["course_dqn / dqn", "CartPole-v1", "course"]
+    assert all(float(cell.split()[0]) > 0 for cell in cells[3:6])
+    assert "sb3-course bench --algos course_dqn" in printed
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["course"][0] == "course_dqn" and result["sb3"][0] == "dqn"
+    for runs in (result["course_runs"], result["sb3_runs"]):
+        (run,) = runs
+        assert run["steps_per_second"] > 0 and run["peak_rss_mb"] > 0 and run["time_to_threshold_s"] is None
+    assert result["ratios"] == [result["course_runs"][0]["steps_per_second"] / result["sb3_runs"][0]["steps_per_second"]]
+
+
+def trainable(module: th.nn.Module) -> int:
+    return sum(param.numel() for param in module.parameters() if param.requires_grad)
+
+
+@pytest.mark.parametrize("matchup", matchups(list(MATCHUPS), "both", 100), ids=lambda m: f"{m.pair}-{m.sizes}")
+def test_matchup_sides_share_settings_and_network_size(matchup):
+    course, sb3 = (make_model(algo, matchup.env_id, kwargs, seed=0) for algo, kwargs in (matchup.course, matchup.sb3))
+    for name in SHARED_SETTINGS:
+        if hasattr(sb3, name):
+            assert getattr(course, name) == getattr(sb3, name), name
+    if isinstance(sb3, OffPolicyAlgorithm):
+        assert type(course.action_noise) is type(sb3.action_noise)
+        # The networks the course trains match SB3's in size (the DDPG critics to a few %: they differ in shape)
+        for name in ("q_net", "actor", "critic"):
+            if hasattr(sb3, name):
+                assert math.isclose(trainable(getattr(course, name)), trainable(getattr(sb3, name)), rel_tol=0.06), name
+    assert matchup.env_id in THRESHOLDS
+
+
+def test_net_sizes_give_one_matchup_where_sizes_agree():
+    assert len(matchups(["course_sac", "reinforce"], "both", 100)) == 2
+    assert [m.sizes for m in matchups(["course_ddpg"], "both", 100)] == list(NET_SIZES["both"])
+
+
+def test_one_run_with_time_to_threshold():
+    # Any CartPole return reaches 1: the first evaluation (at step 100) crosses the threshold
+    spec = dict(
+        algo="reinforce", env_id="CartPole-v1", kwargs={"n_episodes": 1}, seed=0, warmup=50, steps=200,
+        threshold=1.0, eval_freq=100, eval_episodes=1,
+    )  # fmt: skip
+    run = measure_run(spec)
+    assert run["steps_per_second"] > 0 and run["peak_rss_mb"] > 0
+    assert 0 < run["time_to_threshold_s"] < 60

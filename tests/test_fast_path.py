@@ -1,0 +1,243 @@
+"""
+The fast path of CourseDQN, CourseDDPG and CourseSAC (``sb3_course.common.fast_path``) computes what SB3's code
+computes: each algorithm trained through it and through SB3's own code path (SB3's ``train``, ``predict``,
+``set_training_mode``, ``ReplayBuffer`` and ``polyak_update``; for CourseDDPG also the previous concatenating
+critic) from the same seed ends with bit-identical parameters, replay buffer, losses and actions. The one
+exception, fused Adam, is compared separately, batch for batch, to float32 rounding.
+"""
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+import torch as th
+from stable_baselines3 import DQN, SAC, TD3
+from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
+from stable_baselines3.common.utils import polyak_update
+from torch import nn
+
+from sb3_course import CourseDDPG, CourseDQN, CourseSAC
+from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, set_module_mode, soft_update
+from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
+
+NOT_FUSED = dict(optimizer_kwargs=dict(fused=False))
+OFF_POLICY = dict(learning_starts=50, buffer_size=1_000, batch_size=16, seed=3)
+
+
+class ConcatEncoderQNetwork(EncoderQNetwork):
+    """The previous interface of the course DDPG's Q-network: one ``[s, a]`` input, split for the two encoders."""
+
+    def forward(self, qvalue_input: th.Tensor) -> th.Tensor:  # type: ignore[override]
+        features, actions = qvalue_input.split([self.features_dim, qvalue_input.shape[1] - self.features_dim], dim=1)
+        return super().forward(features, actions)
+
+
+class ConcatEncoderCritic(EncoderCritic):
+    """The previous course DDPG critic: SB3's ``forward`` / ``q1_forward``, which concatenate ``[s, a]``."""
+
+    forward = ContinuousCritic.forward  # type: ignore[assignment]
+    q1_forward = ContinuousCritic.q1_forward
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for q_net in self.q_networks:
+            q_net.__class__ = ConcatEncoderQNetwork
+
+
+class SB3PathDDPGPolicy(CourseDDPGPolicy):
+    def make_critic(self, features_extractor=None) -> EncoderCritic:
+        critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
+        return ConcatEncoderCritic(
+            **critic_kwargs, state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim
+        ).to(self.device)
+
+
+@dataclass(frozen=True)
+class Case:
+    """A course algorithm, the SB3 ``train`` it replaces and settings that train in a fraction of a second."""
+
+    cls: type
+    sb3_train: Any
+    env_id: str
+    kwargs: dict[str, Any]
+    policy: type | None = None  # the policy of the SB3 path (default: the course policy)
+    name: str = field(default="")
+
+    def param(self) -> Any:
+        return pytest.param(self, id=self.name or self.cls.__name__)
+
+
+TINY = dict(net_arch=[8])  # copied for each model: SB3's SAC and TD3 add keys to the policy_kwargs they get
+CASES = [
+    Case(CourseDQN, DQN.train, "CartPole-v1", dict(policy_kwargs=TINY, exploration_decay="linear")),
+    Case(CourseDQN, DQN.train, "CartPole-v1", dict(policy_kwargs=TINY, max_grad_norm=0.5), name="CourseDQN-clip"),
+    Case(
+        CourseDQN, DQN.train, "CartPole-v1",
+        dict(policy_kwargs=TINY, use_target_network=True, target_update_interval=20, tau=0.5),
+        name="CourseDQN-target",
+    ),
+    Case(
+        CourseDDPG, TD3.train, "Pendulum-v1",
+        dict(critic_loss="mse", policy_kwargs=dict(net_arch=[8], state_encoder_dim=4, action_encoder_dim=4)),
+        policy=SB3PathDDPGPolicy,
+    ),
+    Case(CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY)),
+    Case(CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY, ent_coef="auto"), name="CourseSAC-auto"),
+]  # fmt: skip
+
+
+def with_optimizer_kwargs(kwargs: dict[str, Any], optimizer_kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {**kwargs, "policy_kwargs": {**kwargs["policy_kwargs"], "optimizer_kwargs": optimizer_kwargs}}
+
+
+def fast_model(case: Case, optimizer_kwargs: dict[str, Any] | None = None) -> Any:
+    kwargs = with_optimizer_kwargs(case.kwargs, optimizer_kwargs) if optimizer_kwargs else copy.deepcopy(case.kwargs)
+    return case.cls("MlpPolicy", case.env_id, **OFF_POLICY, **kwargs)
+
+
+def sb3_path_model(case: Case) -> Any:
+    """The same algorithm through SB3's own code: its train(), predict(), set_training_mode() and ReplayBuffer."""
+    policy = case.policy or case.cls.policy_aliases["MlpPolicy"]
+    sb3_policy = type("SB3PathPolicy", (policy,), {"predict": BasePolicy.predict, "trained_modules": ()})
+    cls = type(f"SB3Path{case.cls.__name__}", (case.cls,), {"train": case.sb3_train})
+    kwargs = with_optimizer_kwargs(case.kwargs, NOT_FUSED["optimizer_kwargs"])
+    return cls(sb3_policy, case.env_id, replay_buffer_class=ReplayBuffer, **OFF_POLICY, **kwargs)
+
+
+def assert_same_tensors(tensors: dict[str, th.Tensor | None], others: dict[str, th.Tensor | None]) -> None:
+    assert tensors.keys() == others.keys()
+    for name, tensor in tensors.items():
+        other = others[name]
+        assert (tensor is None and other is None) or th.equal(tensor, other), name  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", [case.param() for case in CASES])
+def test_fast_path_equals_sb3_path(case):
+    fast = fast_model(case, NOT_FUSED["optimizer_kwargs"]).learn(300)
+    reference = sb3_path_model(case).learn(300)
+    assert type(fast.replay_buffer) is ZeroCopyReplayBuffer and type(reference.replay_buffer) is ReplayBuffer
+    assert fast._n_updates == reference._n_updates == 250
+    assert_same_tensors(fast.policy.state_dict(), reference.policy.state_dict())
+    for name in ("observations", "actions", "rewards", "next_observations", "dones"):
+        np.testing.assert_array_equal(getattr(fast.replay_buffer, name), getattr(reference.replay_buffer, name))
+    losses = {key: value for key, value in reference.logger.name_to_value.items() if key.startswith("train/")}
+    assert losses == {key: fast.logger.name_to_value[key] for key in losses}
+    obs = np.stack([fast.observation_space.sample() for _ in range(8)])
+    for deterministic in (True, False):
+        th.manual_seed(0)
+        actions, _ = fast.predict(obs, deterministic=deterministic)
+        th.manual_seed(0)
+        np.testing.assert_array_equal(actions, reference.predict(obs, deterministic=deterministic)[0])
+
+
+@pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
+def test_fused_adam_equals_sb3_adam_to_float_rounding(case):
+    # Batch for batch (same buffer, same draws): the fused kernel orders some float32 operations differently
+    fused, single = fast_model(case), fast_model(case, NOT_FUSED["optimizer_kwargs"])
+    optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
+    assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
+    fused.learning_starts = 10_000
+    fused.learn(200)
+    single.replay_buffer = copy.deepcopy(fused.replay_buffer)
+    single.set_logger(Logger(folder=None, output_formats=[]))
+    assert_same_tensors(fused.policy.state_dict(), single.policy.state_dict())
+    for step in range(100):
+        for model in (fused, single):
+            np.random.seed(step)
+            th.manual_seed(step)
+            model.train(gradient_steps=1, batch_size=16)
+    for (name, param), other in zip(fused.policy.state_dict().items(), single.policy.state_dict().values(), strict=True):
+        # after 100 steps the largest difference is about 6e-8 (a few float32 ulps)
+        np.testing.assert_allclose(param, other, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+def test_fused_adam_is_default_unless_chosen_and_survives_save(tmp_path):
+    def optimizer_defaults(model: CourseDQN) -> dict[str, Any]:
+        return model.policy.optimizer.defaults
+
+    model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(TINY))
+    assert optimizer_defaults(model)["fused"] is True
+    model.save(tmp_path / "model")
+    assert optimizer_defaults(CourseDQN.load(tmp_path / "model"))["fused"] is True
+    chosen = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8], optimizer_kwargs=dict(foreach=True)))
+    assert not optimizer_defaults(chosen)["fused"] and optimizer_defaults(chosen)["foreach"]
+    sgd = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8], optimizer_class=th.optim.SGD))
+    assert isinstance(sgd.policy.optimizer, th.optim.SGD) and not sgd.policy.optimizer.defaults.get("fused")
+
+
+def test_zero_copy_buffer_samples_equal_and_own_their_memory():
+    model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), learning_starts=1_000).learn(200)
+    buffer = model.replay_buffer
+    reference = copy.deepcopy(buffer)
+    reference.__class__ = ReplayBuffer
+    np.random.seed(0)
+    samples = buffer.sample(32)
+    np.random.seed(0)
+    assert_same_tensors(samples._asdict(), reference.sample(32)._asdict())
+    stored = buffer.observations.copy()
+    samples.observations.fill_(123.0)
+    np.testing.assert_array_equal(buffer.observations, stored)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+def test_soft_update_equals_polyak_update(tau):
+    th.manual_seed(0)
+    source, target = nn.Linear(5, 7), nn.Linear(5, 7)
+    expected = copy.deepcopy(target)
+    soft_update(source.parameters(), target.parameters(), tau)
+    polyak_update(source.parameters(), expected.parameters(), tau)
+    assert_same_tensors(target.state_dict(), expected.state_dict())
+    with pytest.raises(ValueError, match="parameters"):
+        soft_update(source.parameters(), [target.weight], tau)
+
+
+class OwnTrain(nn.Module):
+    """A module with its own ``train``: set_module_mode must call it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[bool] = []
+
+    def train(self, mode: bool = True) -> "OwnTrain":
+        self.calls.append(mode)
+        return super().train(mode)
+
+
+def test_set_module_mode_equals_train():
+    module = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Sequential(nn.Dropout(0.5), OwnTrain()))
+    module.add_module("nothing", None)
+    for mode in (False, True, False):
+        expected = copy.deepcopy(module).train(mode)
+        set_module_mode(module, mode)
+        assert [m.training for m in module.modules()] == [m.training for m in expected.modules()] == [mode] * 6
+    assert module[2][1].calls == [False, True, False]
+
+
+def test_frozen_keeps_weight_gradients_out_and_restores_flags():
+    critic, actor = nn.Linear(2, 1), nn.Linear(3, 2)
+    critic.bias.requires_grad_(False)
+    obs = th.randn(4, 3)
+    with frozen(list(critic.parameters())):
+        loss = critic(actor(obs)).mean()
+    loss.backward()
+    assert critic.weight.grad is None and actor.weight.grad is not None
+    assert critic.weight.requires_grad and not critic.bias.requires_grad
+    expected = actor.weight.grad.clone()
+    actor.zero_grad()
+    critic(actor(obs)).mean().backward()
+    assert th.equal(actor.weight.grad, expected)
+
+
+@pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
+def test_predict_switches_to_evaluation_mode_and_takes_sb3s_path_otherwise(case):
+    model = fast_model(case)
+    model.policy.set_training_mode(True)
+    obs = np.stack([model.observation_space.sample() for _ in range(3)])
+    batch, _ = model.predict(obs, deterministic=True)
+    assert not model.policy.training and all(not m.training for m in model.policy.modules())
+    single, _ = model.predict(obs[0], deterministic=True)  # one observation: SB3's path
+    np.testing.assert_array_equal(single, batch[0])
