@@ -174,7 +174,8 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
         assert sweep.poll() is None and time.monotonic() < deadline, "no run finished"
         time.sleep(0.2)
     sweep.send_signal(signal.SIGTERM)
-    sweep.communicate(timeout=60)
+    _, stderr = sweep.communicate(timeout=60)
+    assert sweep.returncode == 130 and "the same command resumes the sweep" in stderr, stderr[-2000:]
     finished = {name: open(os.path.join(runs, name)).read() for name in os.listdir(runs) if name.endswith(".json")}
     assert 1 <= len(finished) < 4
     assert all(json.loads(text)["job"]["env_id"] == "CartPole-v1" for text in finished.values())

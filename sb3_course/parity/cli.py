@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
         previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
         try:
             failures = run_sweep(args)
+        except KeyboardInterrupt:
+            print(f"Interrupted: finished runs are saved in {args.runs}; the same command resumes the sweep.", file=sys.stderr)
+            sys.exit(130)
         finally:
             if on_main_thread:
                 signal.signal(signal.SIGTERM, previous)
