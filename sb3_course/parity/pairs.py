@@ -108,39 +108,38 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
     return block
 
 
+def _matched_a2c(s: dict[str, Any], **rollout: Any) -> dict[str, Any]:
+    """A2C with Monte-Carlo returns inside its rollout, Adam, and the course side's optimisation settings."""
+    return {
+        "gae_lambda": 1.0,
+        "use_rms_prop": False,  # Adam with SB3's eps 1e-5, as the course algorithms' ActorCriticPolicy
+        **{name: s[name] for name in ("learning_rate", "gamma", "ent_coef", "vf_coef", "max_grad_norm")},
+        **rollout,
+    }
+
+
 def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
     net_arch = s["policy_kwargs"].get("net_arch", [128])
-    return {
-        "n_envs": 1,
-        "n_steps": 500,
-        "gae_lambda": 1.0,
-        "use_rms_prop": False,  # Adam with SB3's eps 1e-5, as REINFORCE's ActorCriticPolicy
-        "learning_rate": s["learning_rate"],
-        "gamma": s["gamma"],
-        "normalize_advantage": s["normalize_advantage"],
-        "ent_coef": s["ent_coef"],
-        "vf_coef": s["vf_coef"],
-        "max_grad_norm": s["max_grad_norm"],
-        "policy_kwargs": f"dict(net_arch=dict(pi={net_arch}, vf={net_arch}), activation_fn=nn.ReLU)",
-    }
+    return _matched_a2c(
+        s,
+        n_envs=1,
+        n_steps=500,
+        normalize_advantage=s["normalize_advantage"],
+        policy_kwargs=f"dict(net_arch=dict(pi={net_arch}, vf={net_arch}), activation_fn=nn.ReLU)",
+    )
 
 
 def _matched_a3c(s: dict[str, Any]) -> dict[str, Any]:
     net_arch = s["policy_kwargs"].get("net_arch", {"trunk": [25, 50], "vf": [25]})
     trunk = list(net_arch.get("trunk", []))
-    return {
-        "n_envs": s["n_workers"],
-        "n_steps": s["n_steps"],
-        "gae_lambda": 1.0,
-        "use_rms_prop": False,
-        "normalize_advantage": False,
-        "learning_rate": s["learning_rate"],
-        "gamma": s["gamma"],
-        "ent_coef": s["ent_coef"],
-        "vf_coef": s["vf_coef"],
-        "max_grad_norm": s["max_grad_norm"],
-        "policy_kwargs": f"dict(net_arch=dict(pi={trunk}, vf={trunk + list(net_arch.get('vf', []))}), activation_fn=nn.ReLU)",
-    }
+    critic = trunk + list(net_arch.get("vf", []))
+    return _matched_a2c(
+        s,
+        n_envs=s["n_workers"],
+        n_steps=s["n_steps"],
+        normalize_advantage=False,
+        policy_kwargs=f"dict(net_arch=dict(pi={trunk}, vf={critic}), activation_fn=nn.ReLU)",
+    )
 
 
 def _matched_ddpg(s: dict[str, Any]) -> dict[str, Any]:

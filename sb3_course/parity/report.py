@@ -4,6 +4,7 @@ import csv
 import os
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class Side:
     runs: list[RunResult]
     grid: np.ndarray
 
-    @property
+    @cached_property
     def curves(self) -> np.ndarray:
         """(n_runs, n_grid) mean evaluation return, each run's curve held constant between its evaluations."""
         rows = []
