@@ -30,6 +30,8 @@ SCORE_RANGES: dict[str, tuple[float, float]] = {
     "MountainCarContinuous-v0": (-33.2, 90.0),
     "LunarLanderContinuous-v3": (-212.5, 200.0),
     "HalfCheetah-v5": (-260.8, 4800.0),
+    "InvertedPendulum-v5": (5.1, 950.0),
+    "Reacher-v5": (-42.9, -3.75),
 }
 
 VERDICTS = ("PARITY", "BETTER", "WORSE", "INCONCLUSIVE")

@@ -21,6 +21,7 @@ verbs:
   report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
   parity          the parity suite: course algorithms against SB3's over seeds, judged with rliable
+  verify          train recipe blocks over seeds and report final returns against each env's reference
   bench           steps per second of each course algorithm against its SB3 counterpart (matched settings)
 """
 
@@ -145,6 +146,12 @@ def parity() -> None:
     parity_main()
 
 
+def verify() -> None:
+    from sb3_course.zoo.verify import main as verify_main
+
+    verify_main()
+
+
 def bench() -> None:
     from sb3_course.benchmarks.speed import main as speed
 
@@ -161,6 +168,7 @@ VERBS: dict[str, Callable[[], None]] = {
     "report": report,
     "list": list_algos,
     "parity": parity,
+    "verify": verify,
     "bench": bench,
 }
 
