@@ -136,6 +136,17 @@ def test_vec_env_box_actions_save_load(tmp_path):
     assert loaded.n_workers == 2 and loaded.n_steps == 5 and loaded.env_fn is not None
 
 
+def test_workers_episodes_reach_the_monitor_file(tmp_path):
+    # rl-zoo3 wraps its env in a Monitor writing <log dir>/0.monitor.csv; its plots read that file
+    from stable_baselines3.common.monitor import load_results
+
+    model = A3C("MlpPolicy", make_vec_env("CartPole-v1", monitor_dir=str(tmp_path)), n_workers=2, seed=0)
+    model.learn(600)
+    rows = load_results(str(tmp_path))
+    assert len(rows) == model._episode_num > 2
+    assert rows["l"].sum() <= 600 and set(rows["r"]) <= set(rows["l"].astype(float))
+
+
 def test_construction_errors():
     env = gym.make("CartPole-v1")
     env.action_space = spaces.MultiBinary(2)

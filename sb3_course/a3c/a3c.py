@@ -10,8 +10,10 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_course.a3c.policies import ActorCriticMlpPolicy, MlpPolicy
 from sb3_course.a3c.worker import EPISODE, WorkerConfig, WorkerPool, env_factory_from_vec_env
@@ -195,12 +197,28 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             seed=seed,
         )
 
+    def _monitor_file(self) -> ResultsWriter | None:
+        """
+        The results writer of the ``Monitor`` around the env A3C was given, if it writes a file (rl-zoo3's
+        layout). The workers step copies of the env, so their episodes are written there: the main env itself
+        never steps, and rl-zoo3's plots read the Monitor files.
+        """
+        if not isinstance(self.env, DummyVecEnv):
+            return None
+        env: Any = self.env.envs[0]
+        while env is not None and not isinstance(env, Monitor):
+            env = getattr(env, "env", None)
+        return None if env is None else env.results_writer
+
     def _record(self, messages: list[tuple], log_interval: int | None) -> None:
-        """Episode statistics and losses from the workers into the info buffer and the logger."""
+        """Episode statistics and losses from the workers into the info buffer, the Monitor file and the logger."""
+        monitor_file = self._monitor_file()
         for message in messages:
             if message[0] != EPISODE:
                 continue
             _, _, episode_info, losses = message
+            if monitor_file is not None:
+                monitor_file.write_row(episode_info)
             self._update_info_buffer([{"episode": episode_info}])
             self._episode_num += 1
             for name, value in losses.items():
