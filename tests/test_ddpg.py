@@ -117,6 +117,27 @@ def test_actor_never_leaves_bounds():
     assert np.abs(stored).max() <= 1.0 and np.isclose(np.abs(stored).max(), 1.0)
 
 
+def test_tanh_actor_output_is_sb3_actor_and_survives_save_load(tmp_path):
+    model = CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(TINY, actor_output="tanh"), seed=0)
+    assert isinstance(model.actor.mu[-1], th.nn.Tanh) and isinstance(model.actor_target.mu[-1], th.nn.Tanh)
+    with th.no_grad():
+        model.actor.mu[2].bias.fill_(3.0)
+    observations = th.as_tensor(np.random.default_rng(0).normal(size=(64, 3)), dtype=th.float32)
+    actions = model.actor(observations)
+    # tanh: inside the bounds, and unlike the clamp (past 1 here) it still passes a gradient
+    assert actions.abs().max() < 1.0
+    actions.sum().backward()
+    assert model.actor.mu[2].bias.grad.abs().item() > 0
+    model.save(tmp_path / "ddpg.zip")
+    loaded = CourseDDPG.load(tmp_path / "ddpg.zip")
+    assert loaded.policy.actor_output == "tanh" and isinstance(loaded.actor.mu[-1], th.nn.Tanh)
+    np.testing.assert_array_equal(
+        model.predict(observations.numpy(), deterministic=True)[0], loaded.predict(observations.numpy(), deterministic=True)[0]
+    )
+    with pytest.raises(ValueError, match="actor_output"):
+        CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(actor_output="sigmoid"))
+
+
 def test_critic_has_state_and_action_encoders():
     model = CourseDDPG("MlpPolicy", "Pendulum-v1")
     shapes = {name: tuple(p.shape) for name, p in model.critic.named_parameters()}

@@ -106,6 +106,31 @@ def test_matched_mode_rejects_a_pair_that_is_not_the_counterpart():
         matched_hyperparams(Pair("course_dqn", "ppo", "CartPole-v1", 1000, 100))
 
 
+def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows():
+    from sb3_course.parity.cli import jobs_of, parse_args
+
+    plain = parse_args(["--pairs", "course_ddpg:ddpg", "--mode", "matched"]).pairs[0]
+    ablation = parse_args(
+        ["--pairs", "course_ddpg:ddpg", "--mode", "matched", "--course-params", "critic_learning_rate:2e-3",
+         "critic_loss:mse", "policy_kwargs:dict(actor_output='tanh', net_arch=dict(pi=[16], qf=[8]))"]
+    ).pairs[0]  # fmt: skip
+    (course_plain,), (sb3_plain,) = jobs_of(plain, "matched", 1, 5)
+    (course_job,), (sb3_job,) = jobs_of(ablation, "matched", 1, 5)
+    # Without overrides the course side trains the YAML recipe as it is (job keys of earlier sweeps still match)
+    assert course_plain.hyperparams == ""
+    course = json.loads(course_job.hyperparams)
+    assert course["critic_learning_rate"] == 2e-3 and course["critic_loss"] == "mse" and "n_timesteps" not in course
+    policy_kwargs = course_settings("course_ddpg", "Pendulum-v1", ablation.overrides)["policy_kwargs"]
+    assert policy_kwargs == {"actor_output": "tanh", "net_arch": {"pi": [16], "qf": [8]}}
+    sb3 = json.loads(sb3_job.hyperparams)
+    assert sb3["learning_rate"] == 2e-3 and json.loads(sb3_plain.hyperparams)["learning_rate"] == 1e-3
+    assert "pi=[16], qf=[128, 8]" in sb3["policy_kwargs"]
+    assert ablation.name.startswith("course_ddpg[critic_learning_rate=0.002, critic_loss=mse")
+    assert ablation.tag != plain.tag and "[" not in ablation.tag
+    with pytest.raises(SystemExit):
+        parse_args(["--course-params", "critic_loss"])
+
+
 def test_parse_pair_fills_defaults():
     assert parse_pair("course_sac:sac") == DEFAULT_PAIRS[-1]
     assert parse_pair("course_sac:sac@HalfCheetah-v5:300000:10000") == Pair(

@@ -1,4 +1,4 @@
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch as th
 from gymnasium import spaces
@@ -51,6 +51,10 @@ class ClampedActor(Actor):
     def forward(self, obs: th.Tensor) -> th.Tensor:
         # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
         return super().forward(obs).clamp(-1.0, 1.0)
+
+
+# actor_output -> actor class: the course's clamped MLP, or SB3's actor (tanh output)
+ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
 
 
 class EncoderQNetwork(nn.Module):
@@ -163,14 +167,16 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     :param state_encoder_dim: output size of the critic's state encoder (course: 64)
     :param action_encoder_dim: output size of the critic's action encoder (course: 64)
     :param n_critics: number of Q-networks (course: 1)
+    :param actor_output: ``"clamp"`` (course: identity output clamped to the bounds, no gradient past them) or
+        ``"tanh"`` (SB3's actor: tanh output), for comparing the two
     :param kwargs: other keyword arguments of ``TD3Policy``
     """
 
     # the modules SB3's set_training_mode switches (its targets stay in evaluation mode)
     trained_modules: ClassVar[tuple[str, ...]] = ("actor", "critic")
 
-    actor: ClampedActor
-    actor_target: ClampedActor
+    actor: Actor
+    actor_target: Actor
     critic: EncoderCritic
     critic_target: EncoderCritic
 
@@ -183,9 +189,13 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         state_encoder_dim: int = COURSE_ENCODER_DIM,
         action_encoder_dim: int = COURSE_ENCODER_DIM,
         n_critics: int = 1,
+        actor_output: Literal["clamp", "tanh"] = "clamp",
         **kwargs: Any,
     ) -> None:
-        # Set before the parent's __init__, which calls _build() -> make_critic()
+        if actor_output not in ACTOR_OUTPUTS:
+            raise ValueError(f"actor_output must be one of {tuple(ACTOR_OUTPUTS)}, got {actor_output!r}")
+        # Set before the parent's __init__, which calls _build() -> make_actor() / make_critic()
+        self.actor_output = actor_output
         self.state_encoder_dim = state_encoder_dim
         self.action_encoder_dim = action_encoder_dim
         net_arch = {key: list(sizes) for key, sizes in COURSE_NET_ARCH.items()} if net_arch is None else net_arch
@@ -193,12 +203,16 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim)
+        data.update(
+            state_encoder_dim=self.state_encoder_dim,
+            action_encoder_dim=self.action_encoder_dim,
+            actor_output=self.actor_output,
+        )
         return data
 
-    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> ClampedActor:
+    def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return ClampedActor(**actor_kwargs).to(self.device)
+        return ACTOR_OUTPUTS[self.actor_output](**actor_kwargs).to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)

@@ -4,12 +4,15 @@
     sb3-course parity --out docs/parity                                  # the five default pairs, both modes
     sb3-course parity --pairs course_sac:sac@HalfCheetah-v5:300000:10000 --mode recipe --seeds 10
     sb3-course parity --backend ray --ray-address auto                   # the same jobs on a Ray cluster
+    sb3-course parity --pairs course_ddpg:ddpg --mode matched --course-params critic_loss:mse \
+        "policy_kwargs:dict(actor_output='tanh')"                        # an ablation of the course side
 
 Runs already in ``<out>/runs`` are skipped (an interrupted sweep resumes); ``--report-only`` redraws the
 report from them.
 """
 
 import argparse
+import ast
 import itertools
 import json
 import os
@@ -21,7 +24,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from sb3_course.parity.pairs import DEFAULT_PAIRS, MODES, Pair, course_settings, matched_hyperparams, parse_pair
+from sb3_course.parity.pairs import (
+    DEFAULT_PAIRS,
+    MODES,
+    Pair,
+    course_recipe,
+    course_settings,
+    matched_hyperparams,
+    parse_pair,
+)
 from sb3_course.parity.report import Result, evaluate, write_report
 from sb3_course.parity.runner import Job, RunStore, run_local, run_ray
 from sb3_course.parity.stats import SCORE_RANGES
@@ -39,6 +50,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="course:sb3[@env[:n_timesteps[:eval_freq]]] (default: the five default pairs)",
     )
     parser.add_argument("--mode", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument(
+        "--course-params",
+        nargs="+",
+        default=[],
+        metavar="NAME:VALUE",
+        help="replace settings of the course recipe (an ablation; the matched SB3 side follows them where it can). "
+        "VALUE is a Python literal or a plain string; policy_kwargs is merged into the recipe's",
+    )
     parser.add_argument("--seeds", type=int, default=5, help="seeds per side (0 .. seeds - 1)")
     parser.add_argument("-n", "--n-timesteps", type=int, help="budget of every pair (default: the pair's)")
     parser.add_argument("--eval-freq", type=int, help="evaluation frequency of every pair (default: the pair's)")
@@ -53,8 +72,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from finished runs")
     args = parser.parse_args(argv)
     args.runs = args.runs or os.path.join(args.out, "runs")
+    overrides = {}
+    for item in args.course_params:
+        name, colon, text = item.partition(":")
+        if not colon or not name:
+            parser.error(f"--course-params {item!r}: expected NAME:VALUE, e.g. critic_loss:mse")
+        try:
+            overrides[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            overrides[name] = text
+    course_params = json.dumps(overrides, sort_keys=True) if overrides else ""
     args.pairs = [
-        Pair(p.course, p.sb3, p.env_id, args.n_timesteps or p.n_timesteps, args.eval_freq or p.eval_freq) for p in args.pairs
+        Pair(p.course, p.sb3, p.env_id, args.n_timesteps or p.n_timesteps, args.eval_freq or p.eval_freq, course_params)
+        for p in args.pairs
     ]
     for pair in args.pairs:
         if pair.env_id not in SCORE_RANGES:
@@ -84,8 +114,14 @@ def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list
         )  # fmt: skip
 
     sb3_hyperparams = matched_hyperparams(pair) if mode == "matched" else {}
+    # Without overrides the course side trains its recipe as the YAML file gives it (same job keys as before)
+    course_hyperparams = course_recipe(pair.course, pair.env_id, pair.overrides) if pair.overrides else {}
+    course_hyperparams.pop("n_timesteps", None)
     seed_range = range(seeds)
-    return [job(pair.course, {}, seed) for seed in seed_range], [job(pair.sb3, sb3_hyperparams, seed) for seed in seed_range]
+    return (
+        [job(pair.course, course_hyperparams, seed) for seed in seed_range],
+        [job(pair.sb3, sb3_hyperparams, seed) for seed in seed_range],
+    )
 
 
 def run_sweep(args: argparse.Namespace) -> list[str]:

@@ -8,7 +8,9 @@ The parity pairs (course algorithm, SB3 counterpart, env, budget) and the two wa
   SB3 cannot express is listed per pair in ``MATCHING_GAPS`` and printed in the report.
 """
 
+import hashlib
 import inspect
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,10 +31,28 @@ class Pair:
     env_id: str
     n_timesteps: int
     eval_freq: int
+    # Settings that replace the course recipe's (JSON object, ``--course-params``): an ablation such as the
+    # course side configured like SB3 where the matched SB3 side cannot follow the course
+    course_params: str = ""
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return json.loads(self.course_params) if self.course_params else {}
+
+    @property
+    def course_label(self) -> str:
+        changed = ", ".join(f"{name}={value}" for name, value in self.overrides.items())
+        return f"{self.course}[{changed}]" if changed else self.course
+
+    @property
+    def tag(self) -> str:
+        """A file-name-safe name of the pair (with a short hash of the course overrides, if any)."""
+        suffix = f"_{hashlib.sha1(self.course_params.encode()).hexdigest()[:8]}" if self.course_params else ""
+        return f"{self.course}_{self.sb3}_{self.env_id}{suffix}"
 
     @property
     def name(self) -> str:
-        return f"{self.course} vs {self.sb3} on {self.env_id}"
+        return f"{self.course_label} vs {self.sb3} on {self.env_id}"
 
 
 # The budgets and evaluation frequencies of the slow learning tests (tests/test_learning_*.py)
@@ -60,21 +80,43 @@ MATCHING_GAPS = {
 }
 
 
-def course_settings(key: str, env_id: str) -> dict[str, Any]:
-    """The course recipe block for ``env_id`` (else ``default``) on top of the class's default arguments."""
+def _eval_kwargs(value: Any) -> dict[str, Any]:
+    # rl-zoo3 evaluates string policy_kwargs with torch's nn in scope
+    return eval(value, {"nn": th.nn, "th": th}) if isinstance(value, str) else dict(value or {})
+
+
+def _source(value: Any) -> str:
+    """Python source of a policy_kwargs value (torch.nn classes by their name in rl-zoo3's eval scope)."""
+    if isinstance(value, type) and issubclass(value, th.nn.Module) and getattr(th.nn, value.__name__, None) is value:
+        return f"nn.{value.__name__}"
+    return repr(value)
+
+
+def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """
+    The course recipe block for ``env_id`` (else ``default``), with ``overrides`` replacing its settings; a
+    ``policy_kwargs`` override is merged into the recipe's policy_kwargs (a string then, as rl-zoo3 reads it).
+    """
     if key not in COURSE_ALGOS:
         raise ValueError(f"unknown course algorithm {key!r}; expected one of {', '.join(COURSE_ALGOS)}")
     with open(hyperparams_dir() / f"{key}.yml") as file:
         recipes = yaml.safe_load(file)
-    recipe = recipes.get(env_id, recipes["default"])
+    recipe = dict(recipes.get(env_id, recipes["default"]))
+    for name, value in (overrides or {}).items():
+        if name == "policy_kwargs":
+            merged = {**_eval_kwargs(recipe.get("policy_kwargs")), **_eval_kwargs(value)}
+            value = "dict(" + ", ".join(f"{arg}={_source(item)}" for arg, item in merged.items()) + ")"
+        recipe[name] = value
+    return recipe
+
+
+def course_settings(key: str, env_id: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The course recipe block for ``env_id`` (see :func:`course_recipe`) on top of the class's default arguments."""
+    recipe = course_recipe(key, env_id, overrides)
     signature = inspect.signature(COURSE_ALGOS[key].__init__)
     settings = {name: p.default for name, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
     settings.update(recipe)
-    policy_kwargs = settings.get("policy_kwargs") or {}
-    # rl-zoo3 evaluates string policy_kwargs with torch's nn in scope
-    if isinstance(policy_kwargs, str):
-        policy_kwargs = eval(policy_kwargs, {"nn": th.nn, "th": th})
-    settings["policy_kwargs"] = policy_kwargs
+    settings["policy_kwargs"] = _eval_kwargs(settings.get("policy_kwargs"))
     return settings
 
 
@@ -177,7 +219,7 @@ def matched_hyperparams(pair: Pair) -> dict[str, Any]:
             f"matched mode needs the SB3 counterpart of {pair.course} ({SB3_COUNTERPARTS.get(pair.course)}), not "
             f"{pair.sb3}; use --mode recipe for other pairs"
         )
-    settings = course_settings(pair.course, pair.env_id)
+    settings = course_settings(pair.course, pair.env_id, pair.overrides)
     block = {"policy": "MlpPolicy", **MATCHERS[pair.course](settings)}
     if "env_wrapper" in settings:
         block["env_wrapper"] = settings["env_wrapper"]

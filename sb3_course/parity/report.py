@@ -58,7 +58,7 @@ def evaluate(
 ) -> Result:
     """Compare the two sides' runs of ``pair``."""
     grid = np.arange(pair.eval_freq, pair.n_timesteps + 1, pair.eval_freq)
-    sides = Side(pair.course, course, grid), Side(f"{pair.sb3} ({mode})", sb3, grid)
+    sides = Side(pair.course_label, course, grid), Side(f"{pair.sb3} ({mode})", sb3, grid)
     scores = [[run_scores(curve, last_evals) for curve in normalise(side.curves, pair.env_id)] for side in sides]
     comparisons = [
         compare(metric, np.array([s[metric] for s in scores[0]]), np.array([s[metric] for s in scores[1]]), tolerance)
@@ -171,7 +171,7 @@ def write_report(results: list[Result], out_dir: str, command: str, tolerance: f
     write_curves_csv(results, os.path.join(out_dir, "curves.csv"))
     plots = []
     for result in results:
-        name = f"curves_{result.pair.course}_{result.pair.sb3}_{result.pair.env_id}_{result.mode}.png"
+        name = f"curves_{result.pair.tag}_{result.mode}.png"
         plot_curves(result, os.path.join(out_dir, name))
         plots.append(f"![{result.pair.name} ({result.mode})]({name})")
     plot_scores(results, os.path.join(out_dir, "scores.png"))
