@@ -97,7 +97,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _cpus(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
+def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
     """A3C runs one process per worker; everything else runs in one process."""
     if algo != "a3c":
         return 1
@@ -110,7 +110,7 @@ def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list
     def job(algo: str, hyperparams: dict[str, Any], seed: int) -> Job:
         return Job(
             algo, pair.env_id, seed, pair.n_timesteps, pair.eval_freq, eval_episodes,
-            json.dumps(hyperparams, sort_keys=True) if hyperparams else "", _cpus(algo, pair.env_id, hyperparams),
+            json.dumps(hyperparams, sort_keys=True) if hyperparams else "", cpus_of(algo, pair.env_id, hyperparams),
         )  # fmt: skip
 
     sb3_hyperparams = matched_hyperparams(pair) if mode == "matched" else {}
@@ -169,7 +169,8 @@ def results_of(args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt(signum: int, frame: object) -> None:
+    """Signal handler: stop the sweep as Ctrl-C does (finished runs stay saved)."""
     raise KeyboardInterrupt(f"signal {signum}")
 
 
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if not args.report_only:
         on_main_thread = threading.current_thread() is threading.main_thread()
         # SIGTERM stops the sweep as Ctrl-C does: running jobs are stopped, finished ones stay saved
-        previous = signal.signal(signal.SIGTERM, _interrupt) if on_main_thread else None
+        previous = signal.signal(signal.SIGTERM, interrupt) if on_main_thread else None
         try:
             failures = run_sweep(args)
         except KeyboardInterrupt:

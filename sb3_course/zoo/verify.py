@@ -23,7 +23,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from sb3_course.parity.cli import _cpus, _interrupt
+from sb3_course.parity.cli import cpus_of, interrupt
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local
 from sb3_course.parity.stats import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir
@@ -70,7 +70,7 @@ def jobs_of(args: argparse.Namespace, algo: str, env_id: str, block: dict[str, A
     eval_freq = max(n_timesteps // args.evaluations, 1)
     return [
         Job(algo, env_id, seed, n_timesteps, eval_freq, args.eval_episodes, json.dumps(settings, sort_keys=True),
-            _cpus(algo, env_id, settings))
+            cpus_of(algo, env_id, settings))
         for seed in range(args.seeds)
     ]  # fmt: skip
 
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     store = RunStore(os.path.join(args.out, "runs"))
     failures: list[str] = []
     if not args.report_only:
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             failures = run(args, store)
         except KeyboardInterrupt:
