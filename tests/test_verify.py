@@ -27,7 +27,7 @@ def test_verify_writes_report_and_resumes(tmp_path, capsys):
     # A second run finds both runs saved and trains nothing
     capsys.readouterr()
     main([*TINY, "--out", out])
-    assert "0 runs to go" in capsys.readouterr().out
+    assert "2 already finished" in capsys.readouterr().out
 
 
 def test_run_key_follows_the_block(tmp_path):

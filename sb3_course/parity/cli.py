@@ -20,9 +20,8 @@ import shlex
 import signal
 import sys
 import threading
+from functools import partial
 from typing import Any
-
-from tqdm import tqdm
 
 from sb3_course.parity.pairs import (
     DEFAULT_PAIRS,
@@ -34,7 +33,7 @@ from sb3_course.parity.pairs import (
     parse_pair,
 )
 from sb3_course.parity.report import Result, evaluate, write_report
-from sb3_course.parity.runner import Job, RunStore, run_local, run_ray
+from sb3_course.parity.runner import Job, RunStore, run_local, run_ray, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES
 
 
@@ -132,28 +131,9 @@ def run_sweep(args: argparse.Namespace) -> list[str]:
         for mode in args.mode:
             for job in itertools.chain(*jobs_of(pair, mode, args.seeds, args.eval_episodes)):
                 planned[job.key] = job
-    todo = [job for job in planned.values() if not store.has(job)]
-    # Longest first, so that the last slot is not left with one long job
-    todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
-    print(f"{len(planned)} runs, {len(planned) - len(todo)} already finished in {store.folder}, {len(todo)} to go")
-    failures: list[str] = []
-    progress = tqdm(total=len(todo), unit="run", disable=not todo)
-
-    def on_done(job: Job, result: dict[str, Any] | None, error: BaseException | None) -> None:
-        if result is not None:
-            store.save(job, result)
-        else:
-            failures.append(f"{job.key}: {error}")
-        progress.update()
-
-    try:
-        if args.backend == "ray":
-            run_ray(todo, args.ray_address, args.jobs, on_done)
-        else:
-            run_local(todo, args.jobs, on_done)
-    finally:
-        progress.close()
-    return failures
+    if args.backend == "ray":
+        return run_unfinished(planned.values(), store, partial(run_ray, address=args.ray_address, n_cpus=args.jobs))
+    return run_unfinished(planned.values(), store, partial(run_local, n_cpus=args.jobs))
 
 
 def results_of(args: argparse.Namespace) -> list[Result]:

@@ -87,8 +87,9 @@ def _eval_kwargs(value: Any) -> dict[str, Any]:
 
 def _source(value: Any) -> str:
     """Python source of a policy_kwargs value (torch.nn classes by their name in rl-zoo3's eval scope)."""
-    if isinstance(value, type) and issubclass(value, th.nn.Module) and getattr(th.nn, value.__name__, None) is value:
-        return f"nn.{value.__name__}"
+    name = getattr(value, "__name__", "")
+    if isinstance(value, type) and issubclass(value, th.nn.Module) and getattr(th.nn, name, None) is value:
+        return f"nn.{name}"
     return repr(value)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 
@@ -175,6 +176,34 @@ class CpuSlots:
 
 
 Callback = Callable[[Job, dict[str, Any] | None, BaseException | None], None]
+
+
+def run_unfinished(planned: Iterable[Job], store: RunStore, execute: Callable[..., None]) -> list[str]:
+    """
+    Run the jobs of ``planned`` that ``store`` does not hold yet, longest first, with ``execute`` (``run_local``
+    or ``run_ray`` with their other arguments bound, called as ``execute(jobs, on_done=...)``), saving each run as
+    it finishes, under a progress bar over runs. Return the failures' messages.
+    """
+    jobs = list(planned)
+    todo = [job for job in jobs if not store.has(job)]
+    # Longest first, so that the last slot is not left with one long job
+    todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
+    print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already finished in {store.folder}, {len(todo)} to go")
+    failures: list[str] = []
+    progress = tqdm(total=len(todo), unit="run", disable=not todo)
+
+    def on_done(job: Job, result: dict[str, Any] | None, error: BaseException | None) -> None:
+        if result is not None:
+            store.save(job, result)
+        else:
+            failures.append(f"{job.key}: {error}")
+        progress.update()
+
+    try:
+        execute(todo, on_done=on_done)
+    finally:
+        progress.close()
+    return failures
 
 
 def run_local(jobs: Iterable[Job], n_cpus: int, on_done: Callback) -> None:

@@ -17,14 +17,14 @@ import os
 import shlex
 import signal
 import sys
+from functools import partial
 from typing import Any
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
 from sb3_course.parity.cli import cpus_of, interrupt
-from sb3_course.parity.runner import Job, RunResult, RunStore, run_local
+from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir
 
@@ -76,24 +76,8 @@ def jobs_of(args: argparse.Namespace, algo: str, env_id: str, block: dict[str, A
 
 
 def run(args: argparse.Namespace, store: RunStore) -> list[str]:
-    todo = [job for plan in args.plan for job in jobs_of(args, *plan) if not store.has(job)]
-    todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
-    print(f"{len(todo)} runs to go ({store.folder})")
-    failures: list[str] = []
-    progress = tqdm(total=len(todo), unit="run", disable=not todo)
-
-    def on_done(job: Job, result: dict[str, Any] | None, error: BaseException | None) -> None:
-        if result is not None:
-            store.save(job, result)
-        else:
-            failures.append(f"{job.key}: {error}")
-        progress.update()
-
-    try:
-        run_local(todo, args.jobs, on_done)
-    finally:
-        progress.close()
-    return failures
+    planned = [job for plan in args.plan for job in jobs_of(args, *plan)]
+    return run_unfinished(planned, store, partial(run_local, n_cpus=args.jobs))
 
 
 def final_return(run_result: RunResult, last_evals: int) -> float:

@@ -4,7 +4,7 @@ import contextlib
 import sys
 import types
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from stable_baselines3.common.vec_env import VecVideoRecorder
 
@@ -52,6 +52,7 @@ class VecGifRecorder(VecVideoRecorder):
 
         if self.recorded_frames:
             first, *rest = (Image.fromarray(frame) for frame in self.recorded_frames)
-            first.save(self.video_path, save_all=True, append_images=rest, duration=1000 / self.frames_per_sec, loop=0)
+            duration = 1000 / cast(float, self.frames_per_sec)
+            first.save(self.video_path, save_all=True, append_images=rest, duration=duration, loop=0)
         self.recorded_frames = []
         self.recording = False
