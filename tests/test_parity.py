@@ -50,6 +50,23 @@ def test_too_noisy_is_inconclusive_and_says_how_many_seeds():
     assert result.seeds_needed is not None and result.seeds_needed > 5
 
 
+def test_intervals_are_reproducible_and_leave_numpy_global_state_alone():
+    # rliable draws from NumPy's global generator: the same scores must give the same CIs, call after call
+    course, sb3 = scores(0.5, 0.4, 5, 0), scores(0.6, 0.4, 5, 1)
+    np.random.seed(123)
+    expected_draw = np.random.rand()
+    np.random.seed(123)
+    first = compare("auc", course, sb3, TOLERANCE)
+    assert np.random.rand() == expected_draw
+    np.random.rand(17)
+    second = compare("auc", course, sb3, TOLERANCE)
+    assert (first.course_ci, first.difference_ci, first.improvement_ci) == (
+        second.course_ci,
+        second.difference_ci,
+        second.improvement_ci,
+    )
+
+
 def test_too_few_seeds_is_inconclusive_even_when_identical():
     assert verdict(0.0, (0.0, 0.0), TOLERANCE, 2, 5) == ("INCONCLUSIVE", "fewer than 3 seeds on a side")
 

@@ -79,12 +79,19 @@ def _iqm(scores: np.ndarray) -> float:
 def _interval(scores: dict[str, object], func, seed: int) -> tuple[float, tuple[float, float]]:
     from rliable import library
 
-    with warnings.catch_warnings():
-        # arch deprecates the RandomState that rliable passes; the draws stay reproducible
-        warnings.simplefilter("ignore", FutureWarning)
-        points, intervals = library.get_interval_estimates(
-            scores, func, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
-        )
+    # rliable's stratified bootstraps draw their indices from NumPy's global generator (np.random.choice), not
+    # from the random_state they are given: seed the global one for the call, so that a verdict is reproducible
+    global_state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        with warnings.catch_warnings():
+            # arch deprecates the RandomState that rliable passes on
+            warnings.simplefilter("ignore", FutureWarning)
+            points, intervals = library.get_interval_estimates(
+                scores, func, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
+            )
+    finally:
+        np.random.set_state(global_state)
     (key,) = scores
     low, high = np.asarray(intervals[key]).reshape(2, -1)[:, 0]
     return float(np.ravel(points[key])[0]), (float(low), float(high))

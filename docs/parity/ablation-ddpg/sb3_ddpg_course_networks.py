@@ -5,6 +5,8 @@ the matched SB3 side, against the matched SB3 DDPG runs of the committed sweep: 
 deterministic evaluation of 5 episodes every 2 000 steps on a separate env, seeds 0-4, one torch thread each.
 
     python docs/parity/ablation-ddpg/sb3_ddpg_course_networks.py   # ~6 min on 2 cores; writes sb3_ddpg_course_networks.json
+
+With that file present, the script judges its saved curves again instead of training.
 """
 
 import json
@@ -48,8 +50,13 @@ def main() -> None:
     from sb3_course.parity.runner import RunStore
     from sb3_course.parity.stats import compare, normalise
 
-    with ProcessPoolExecutor(2) as pool:
-        curves = np.array(list(pool.map(train, SEEDS)))
+    saved = os.path.join(HERE, "sb3_ddpg_course_networks.json")
+    if os.path.exists(saved):  # judge the saved runs again (delete the file to train anew)
+        with open(saved) as file:
+            curves = np.array(json.load(file)["sb3_ddpg_course_networks"])
+    else:
+        with ProcessPoolExecutor(2) as pool:
+            curves = np.array(list(pool.map(train, SEEDS)))
     args = parse_args(["--pairs", "course_ddpg:ddpg", "--mode", "matched"])
     _, sb3_jobs = jobs_of(args.pairs[0], "matched", len(SEEDS), 5)
     store = RunStore(os.path.join(HERE, "..", "runs"))
@@ -67,7 +74,7 @@ def main() -> None:
             f"{metric}: course networks {np.round(ours, 2)}, SB3 networks {np.round(theirs, 2)}: {comparison.verdict} "
             f"(difference {comparison.difference:.2f} [{low:.2f}, {high:.2f}])"
         )
-    with open(os.path.join(HERE, "sb3_ddpg_course_networks.json"), "w") as file:
+    with open(saved, "w") as file:
         json.dump(results, file, indent=1)
 
 
