@@ -210,9 +210,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             env = getattr(env, "env", None)
         return None if env is None else env.results_writer
 
-    def _record(self, messages: list[tuple], log_interval: int | None) -> None:
+    def _record(self, messages: list[tuple], log_interval: int | None, monitor_file: ResultsWriter | None) -> None:
         """Episode statistics and losses from the workers into the info buffer, the Monitor file and the logger."""
-        monitor_file = self._monitor_file()
         for message in messages:
             if message[0] != EPISODE:
                 continue
@@ -271,6 +270,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         callback.on_training_start(locals(), globals())
         self.policy.set_training_mode(False)
         self.policy.share_memory()
+        monitor_file = self._monitor_file()
         pool = WorkerPool(
             self._worker_config(total_timesteps), self.policy, self.n_workers, self.num_timesteps, self.start_method
         )
@@ -278,12 +278,12 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             pool.start()
             callback.on_rollout_start()
             while self._advance(pool.steps, total_timesteps, callback):
-                self._record(pool.poll(timeout=0.02), log_interval)
+                self._record(pool.poll(timeout=0.02), log_interval, monitor_file)
                 if self.num_timesteps >= total_timesteps or (pool.all_exited() and pool.steps == self.num_timesteps):
                     break
             callback.on_rollout_end()
         finally:
             remaining = pool.close()
-        self._record(remaining, log_interval)
+        self._record(remaining, log_interval, monitor_file)
         callback.on_training_end()
         return self

@@ -14,17 +14,15 @@ from typing import Any
 
 import numpy as np
 import torch as th
-import yaml
 
 from sb3_course.a3c import A3C
 from sb3_course.benchmarks.machine import StepClock
-from sb3_course.zoo import default_config
+from sb3_course.zoo import load_recipes
 
 
 def recipe(env_id: str) -> dict[str, Any]:
     """The A3C YAML recipe of ``env_id`` as keyword arguments of ``A3C`` (without the worker count)."""
-    with open(default_config("a3c")) as file:  # type: ignore[arg-type]
-        hyperparams = dict(yaml.safe_load(file).get(env_id) or {})
+    hyperparams = dict(load_recipes("a3c").get(env_id) or {})
     for key in ("n_timesteps", "policy", "n_workers", "n_envs", "normalize"):
         hyperparams.pop(key, None)
     if isinstance(hyperparams.get("policy_kwargs"), str):

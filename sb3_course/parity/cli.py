@@ -20,6 +20,7 @@ import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -154,23 +155,30 @@ def interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def run_interruptibly(sweep: Callable[[], list[str]], runs: str) -> list[str]:
+    """
+    ``sweep()`` with SIGTERM handled as Ctrl-C (on the main thread): running jobs are stopped, finished ones stay
+    saved in ``runs``, and the process exits with status 130 and one line saying so.
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if on_main_thread else None
+    try:
+        return sweep()
+    except KeyboardInterrupt:
+        print(f"Interrupted: finished runs are saved in {runs}; the same command resumes the sweep.", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> list[Result]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     failures: list[str] = []
     if not args.report_only:
-        on_main_thread = threading.current_thread() is threading.main_thread()
-        # SIGTERM stops the sweep as Ctrl-C does: running jobs are stopped, finished ones stay saved
-        previous = signal.signal(signal.SIGTERM, interrupt) if on_main_thread else None
-        try:
-            failures = run_sweep(args)
-        except KeyboardInterrupt:
-            print(f"Interrupted: finished runs are saved in {args.runs}; the same command resumes the sweep.", file=sys.stderr)
-            sys.exit(130)
-        finally:
-            if on_main_thread:
-                signal.signal(signal.SIGTERM, previous)
+        failures = run_interruptibly(partial(run_sweep, args), args.runs)
     results = results_of(args)
     if results:
         path = write_report(results, args.out, "sb3-course parity " + shlex.join(argv), args.tolerance, args.last_evals)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch as th
-import yaml
 
-from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, hyperparams_dir
+from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, load_recipes
 
 MODES = ("matched", "recipe")
 
@@ -100,8 +99,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
     """
     if key not in COURSE_ALGOS:
         raise ValueError(f"unknown course algorithm {key!r}; expected one of {', '.join(COURSE_ALGOS)}")
-    with open(hyperparams_dir() / f"{key}.yml") as file:
-        recipes = yaml.safe_load(file)
+    recipes = load_recipes(key)
     recipe = dict(recipes.get(env_id, recipes["default"]))
     for name, value in (overrides or {}).items():
         if name == "policy_kwargs":

@@ -1,7 +1,9 @@
 """rl-zoo3 glue: the course algorithms as entries of rl-zoo3's ``ALGOS`` table and their YAML recipes."""
 
 from pathlib import Path
+from typing import Any
 
+import yaml
 from rl_zoo3 import exp_manager, hyperparams_opt
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -47,6 +49,12 @@ def default_config(algo: str) -> Path | None:
     if algo not in COURSE_ALGOS:
         return None
     return hyperparams_dir() / f"{algo}.yml"
+
+
+def load_recipes(algo: str) -> dict[str, dict[str, Any]]:
+    """The blocks of ``hyperparams/<algo>.yml`` of a course key (``default`` included), by env id."""
+    with open(hyperparams_dir() / f"{algo}.yml") as file:
+        return yaml.safe_load(file)
 
 
 def register() -> None:

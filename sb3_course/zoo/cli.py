@@ -6,7 +6,7 @@ import runpy
 import sys
 from collections.abc import Callable
 
-from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, register
+from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, load_recipes, register
 from sb3_course.zoo.checks import RecipeError, check_command
 
 USAGE = """usage: sb3-course VERB [rl-zoo3 flags]
@@ -64,12 +64,9 @@ def train() -> None:
 
 def list_algos() -> None:
     """Print the course algorithms, their SB3 counterparts and the env ids their recipes cover."""
-    import yaml
-
     print(f"{'key':<14}{'class':<12}{'SB3':<6}recipes ({hyperparams_dir()})")
     for key, algo in COURSE_ALGOS.items():
-        with open(hyperparams_dir() / f"{key}.yml") as file:
-            envs = ", ".join(name for name in yaml.safe_load(file) if name != "default")
+        envs = ", ".join(name for name in load_recipes(key) if name != "default")
         print(f"{key:<14}{algo.__name__:<12}{SB3_COUNTERPARTS[key]:<6}{envs}")
 
 

@@ -15,24 +15,21 @@ import csv
 import json
 import os
 import shlex
-import signal
 import sys
 from functools import partial
 from typing import Any
 
 import numpy as np
-import yaml
 
-from sb3_course.parity.cli import cpus_of, interrupt
+from sb3_course.parity.cli import cpus_of, run_interruptibly
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES, normalise
-from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir
+from sb3_course.zoo import COURSE_ALGOS, load_recipes
 
 
 def recipe_blocks(algo: str) -> dict[str, dict[str, Any]]:
     """The env blocks of ``hyperparams/<algo>.yml`` (``default`` left out)."""
-    with open(hyperparams_dir() / f"{algo}.yml") as file:
-        return {env_id: block for env_id, block in yaml.safe_load(file).items() if env_id != "default"}
+    return {env_id: block for env_id, block in load_recipes(algo).items() if env_id != "default"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -160,14 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     store = RunStore(os.path.join(args.out, "runs"))
     failures: list[str] = []
     if not args.report_only:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-        try:
-            failures = run(args, store)
-        except KeyboardInterrupt:
-            print(f"Interrupted: finished runs are saved in {store.folder}; the same command resumes.", file=sys.stderr)
-            sys.exit(130)
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        failures = run_interruptibly(partial(run, args, store), store.folder)
     print(f"Report: {write_report(args, store, 'sb3-course verify ' + shlex.join(argv))}")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
