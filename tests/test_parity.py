@@ -13,15 +13,21 @@ import matplotlib.image
 import numpy as np
 import pytest
 from rl_zoo3.utils import ALGOS
+from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
 from sb3_course.parity.pairs import Pair, course_settings, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
+from sb3_course.zoo import COURSE_ALGOS
 
 TOLERANCE = 0.1
 # Keys rl-zoo3's ExperimentManager reads itself rather than passing to the algorithm
 ZOO_KEYS = {"policy", "n_envs", "noise_type", "noise_std", "env_wrapper", "n_timesteps"}
 TINY = ["--pairs", "course_dqn:dqn@CartPole-v1:400:200", "--mode", "matched", "--seeds", "2", "--eval-episodes", "2"]
+
+
+def course_policy_kwargs(pair: Pair) -> dict:
+    return {"policy_kwargs": course_settings(pair.course, pair.env_id)["policy_kwargs"]}
 
 
 def scores(mean: float, spread: float, n: int, seed: int) -> np.ndarray:
@@ -32,6 +38,25 @@ def test_equal_score_sets_are_at_parity():
     result = compare("final", scores(0.8, 0.02, 10, 0), scores(0.8, 0.02, 10, 1), TOLERANCE)
     assert result.verdict == "PARITY"
     assert -TOLERANCE <= result.difference_ci[0] <= result.difference <= result.difference_ci[1] <= TOLERANCE
+
+
+def test_paired_seeds_judge_the_per_seed_differences():
+    # Seeds that spread both sides alike (0.2 .. 1.0) hide a 0.01 difference from the independent comparison;
+    # paired by seed, the differences are tight and the pair is at parity
+    common = np.linspace(0.2, 1.0, 10)
+    course, sb3 = common + scores(0.0, 0.01, 10, 0), common + scores(0.0, 0.01, 10, 1)
+    independent = compare("final", course, sb3, TOLERANCE)
+    paired = compare("final", course, sb3, TOLERANCE, paired=True)
+    assert independent.verdict == "INCONCLUSIVE" and not independent.paired
+    assert paired.verdict == "PARITY" and paired.paired
+    assert paired.independent_ci == independent.difference_ci
+    width = lambda ci: ci[1] - ci[0]  # noqa: E731
+    assert width(paired.difference_ci) < 0.05 < width(independent.difference_ci)
+    # A consistent per-seed deficit beyond the band is WORSE when paired, inside it PARITY
+    assert compare("final", common - 0.2, common, TOLERANCE, paired=True).verdict == "WORSE"
+    assert compare("final", common - 0.05, common, TOLERANCE, paired=True).verdict == "PARITY"
+    with pytest.raises(ValueError, match="one per seed"):
+        compare("final", course, sb3[:5], TOLERANCE, paired=True)
 
 
 def test_clearly_better_and_clearly_worse():
@@ -112,6 +137,41 @@ def test_matched_side_follows_the_course_recipe(pair):
     assert block.get("gamma", 0.99) == settings["gamma"]
 
 
+@pytest.mark.parametrize("pair", DEFAULT_PAIRS, ids=lambda pair: pair.course)
+def test_matched_sb3_side_builds_the_network_it_names(pair):
+    from torch import nn
+
+    from sb3_course.zoo import register
+
+    register()
+    block = matched_hyperparams(pair)
+    kwargs = eval(block.get("policy_kwargs", "dict()"), {"nn": nn})
+    env = make_vec_env(pair.env_id, n_envs=block.get("n_envs", 1))
+    model = ALGOS[pair.sb3](block["policy"], env, policy_kwargs=kwargs)
+    course = COURSE_ALGOS[pair.course]("MlpPolicy", pair.env_id, **course_policy_kwargs(pair))
+    if pair.course in ("course_ddpg", "a3c"):
+        # The course's own network class, with the same weights' shapes, inside SB3's training loop
+        assert type(model.policy) is type(course.policy)
+        shapes = lambda policy: [tuple(p.shape) for p in policy.parameters()]  # noqa: E731
+        assert shapes(model.policy) == shapes(course.policy)
+    else:
+        assert block["policy"] == "MlpPolicy"
+
+
+def test_register_adds_course_policy_names_to_sb3_classes_only():
+    from stable_baselines3 import A2C, DDPG, TD3
+
+    from sb3_course.a3c.policies import A3CPolicy
+    from sb3_course.ddpg.policies import CourseDDPGPolicy
+    from sb3_course.zoo import register
+
+    register()
+    register()
+    assert DDPG.policy_aliases["CourseDDPGPolicy"] is CourseDDPGPolicy and A2C.policy_aliases["A3CPolicy"] is A3CPolicy
+    assert "CourseDDPGPolicy" not in TD3.policy_aliases
+    assert DDPG.policy_aliases["MlpPolicy"] is TD3.policy_aliases["MlpPolicy"]
+
+
 def test_matched_dqn_without_target_network_refreshes_the_target_every_step():
     block = matched_hyperparams(Pair("course_dqn", "dqn", "CartPole-v1", 1000, 100))
     assert block["target_update_interval"] == 1 and block["tau"] == 1.0
@@ -141,11 +201,28 @@ def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows()
     assert policy_kwargs == {"actor_output": "tanh", "net_arch": {"pi": [16], "qf": [8]}}
     sb3 = json.loads(sb3_job.hyperparams)
     assert sb3["learning_rate"] == 2e-3 and json.loads(sb3_plain.hyperparams)["learning_rate"] == 1e-3
-    assert "pi=[16], qf=[128, 8]" in sb3["policy_kwargs"]
+    # SB3's DDPG trains the course network with the ablation's policy settings
+    assert sb3["policy"] == "CourseDDPGPolicy"
+    assert eval(sb3["policy_kwargs"]) == {"actor_output": "tanh", "net_arch": {"pi": [16], "qf": [8]}}
     assert ablation.name.startswith("course_ddpg[critic_learning_rate=0.002, critic_loss=mse")
     assert ablation.tag != plain.tag and "[" not in ablation.tag
     with pytest.raises(SystemExit):
         parse_args(["--course-params", "critic_loss"])
+
+
+def test_sb3_expressible_course_settings_leave_the_matched_sides_one_configuration():
+    from sb3_course.parity.cli import parse_args
+    from sb3_course.parity.pairs import REPLAY_KEYS, SB3_EXPRESSIBLE
+
+    (pair,) = parse_args(
+        ["--pairs", "course_ddpg:ddpg", "--mode", "matched", "--course-params", *SB3_EXPRESSIBLE["course_ddpg"]]
+    ).pairs
+    settings, block = course_settings(pair.course, pair.env_id, pair.overrides), matched_hyperparams(pair)
+    assert settings["critic_loss"] == "mse"  # SB3's DDPG loss
+    assert settings["actor_learning_rate"] == settings["critic_learning_rate"] == block["learning_rate"]
+    assert (settings["noise_type"], settings["noise_std"]) == (block["noise_type"], block["noise_std"])
+    assert block["policy"] == "CourseDDPGPolicy" and eval(block["policy_kwargs"]) == settings["policy_kwargs"]
+    assert {key: block[key] for key in REPLAY_KEYS} == {key: settings[key] for key in REPLAY_KEYS}
 
 
 def test_parse_pair_fills_defaults():

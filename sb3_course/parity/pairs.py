@@ -69,13 +69,29 @@ MATCHING_GAPS = {
     "harmonically per episode, 0.5 / (episodes + 1)",
     "reinforce": "A2C learns from fixed 500-step rollouts bootstrapped from its critic (gae_lambda 1) where "
     "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic",
-    "a3c": "A2C steps its envs synchronously and averages the loss over the rollout where A3C's workers update "
-    "the shared weights asynchronously with summed losses; A2C cannot share a trunk between actor and critic, so "
-    "its critic is the trunk plus the value layers",
-    "course_ddpg": "SB3's DDPG has a tanh actor (the course clamps), one learning rate (the course critic's is "
-    "used for both), an MSE critic loss (course: SmoothL1), a concatenating critic [128, 32] in place of the "
-    "64 + 64 state / action encoders and [32], and rl-zoo3's OU noise theta 0.15 (course: 0.1)",
+    "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
+    "per rollout of all envs and averages the loss over it, where A3C's workers update the shared weights "
+    "asynchronously, each with its own Adam, from their own rollouts with summed losses (so gradient clipping "
+    "at max_grad_norm bites at a different scale)",
+    "course_ddpg": "SB3's DDPG (training the course's CourseDDPGPolicy network) has one learning rate (the course "
+    "critic's is used for the actor too, where the course actor's is lower), an MSE critic loss (course: "
+    "SmoothL1) and rl-zoo3's OU noise theta 0.15 (course: 0.1)",
     "course_sac": "SB3 clips the log-std to [-20, 2] where the course bounds it with tanh",
+}
+
+# For a pair whose course recipe uses settings SB3 has no argument for, the ``--course-params`` that replace them
+# with settings SB3 can run, so that both sides of the matched comparison train one configuration and a deviation
+# can only come from the implementation: the implementation check (tests/test_parity_suite.py). CourseDDPG's
+# recipe trains its clamped actor at 1e-4 and its critic at 1e-3; with SB3's one learning rate (1e-3) the clamped
+# actor saturates on both sides and neither learns, so the check uses the tanh actor CourseDDPGPolicy also offers.
+SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
+    "course_ddpg": (
+        "critic_loss:mse",
+        "actor_learning_rate:1e-3",
+        "noise_type:ornstein-uhlenbeck",
+        "noise_std:0.1",
+        "policy_kwargs:dict(actor_output='tanh')",
+    ),
 }
 
 
@@ -92,6 +108,11 @@ def _source(value: Any) -> str:
     return repr(value)
 
 
+def _kwargs_source(kwargs: dict[str, Any]) -> str:
+    """``policy_kwargs`` as the string rl-zoo3 evaluates."""
+    return "dict(" + ", ".join(f"{arg}={_source(item)}" for arg, item in kwargs.items()) + ")"
+
+
 def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """
     The course recipe block for ``env_id`` (else ``default``), with ``overrides`` replacing its settings; a
@@ -103,8 +124,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
     recipe = dict(recipes.get(env_id, recipes["default"]))
     for name, value in (overrides or {}).items():
         if name == "policy_kwargs":
-            merged = {**_eval_kwargs(recipe.get("policy_kwargs")), **_eval_kwargs(value)}
-            value = "dict(" + ", ".join(f"{arg}={_source(item)}" for arg, item in merged.items()) + ")"
+            value = _kwargs_source({**_eval_kwargs(recipe.get("policy_kwargs")), **_eval_kwargs(value)})
         recipe[name] = value
     return recipe
 
@@ -171,26 +191,26 @@ def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matched_a3c(s: dict[str, Any]) -> dict[str, Any]:
-    net_arch = s["policy_kwargs"].get("net_arch", {"trunk": [25, 50], "vf": [25]})
-    trunk = list(net_arch.get("trunk", []))
-    critic = trunk + list(net_arch.get("vf", []))
+    # A2C trains the course network itself (A3CPolicy: shared trunk, detached critic branch, L2-normalised input)
     return _matched_a2c(
         s,
         n_envs=s["n_workers"],
         n_steps=s["n_steps"],
         normalize_advantage=False,
-        policy_kwargs=f"dict(net_arch=dict(pi={trunk}, vf={critic}), activation_fn=nn.ReLU)",
+        policy="A3CPolicy",
+        policy_kwargs=_kwargs_source(s["policy_kwargs"]),
     )
 
 
 def _matched_ddpg(s: dict[str, Any]) -> dict[str, Any]:
-    net_arch = s["policy_kwargs"].get("net_arch", {"pi": [128, 64], "qf": [32]})
+    # SB3's DDPG trains the course network itself (CourseDDPGPolicy: clamped actor, encoder critic)
     block = _common_off_policy(s, REPLAY_KEYS)
     block.update(
         learning_rate=s["critic_learning_rate"],
         noise_type="ornstein-uhlenbeck",
         noise_std=0.1,
-        policy_kwargs=f"dict(net_arch=dict(pi={list(net_arch['pi'])}, qf={[128, *net_arch['qf']]}))",
+        policy="CourseDDPGPolicy",
+        policy_kwargs=_kwargs_source(s["policy_kwargs"]),
     )
     return block
 

@@ -60,10 +60,16 @@ def evaluate(
     grid = np.arange(pair.eval_freq, pair.n_timesteps + 1, pair.eval_freq)
     sides = Side(pair.course_label, course, grid), Side(f"{pair.sb3} ({mode})", sb3, grid)
     scores = [[run_scores(curve, last_evals) for curve in normalise(side.curves, pair.env_id)] for side in sides]
+    # Matched runs share their seeds (environment seeds, and initial weights where both sides build the same
+    # network): judged as pairs, seed by seed
+    paired = mode == "matched" and [run.job.seed for run in course] == [run.job.seed for run in sb3]
     comparisons = [
-        compare(metric, np.array([s[metric] for s in scores[0]]), np.array([s[metric] for s in scores[1]]), tolerance)
+        compare(
+            metric, np.array([s[metric] for s in scores[0]]), np.array([s[metric] for s in scores[1]]), tolerance,
+            paired=paired,
+        )
         for metric in ("final", "auc")
-    ]
+    ]  # fmt: skip
     return Result(pair, mode, sides[0], sides[1], comparisons)
 
 
@@ -73,8 +79,9 @@ def _ci(value: float, ci: tuple[float, float]) -> str:
 
 def summary_table(results: list[Result]) -> str:
     lines = [
-        "| pair | mode | seeds | metric | course IQM | SB3 IQM | difference | P(course > SB3) | verdict | seeds needed |",
-        "|---|---|---:|---|---:|---:|---:|---:|---|---:|",
+        "| pair | mode | seeds | metric | course IQM | SB3 IQM | difference (judged) | independent difference | "
+        "P(course > SB3) | verdict | seeds needed |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for result in results:
         seeds = f"{len(result.course.runs)} / {len(result.sb3.runs)}"
@@ -82,7 +89,8 @@ def summary_table(results: list[Result]) -> str:
             needed = "" if c.verdict != "INCONCLUSIVE" else (str(c.seeds_needed) if c.seeds_needed else "unknown")
             lines.append(
                 f"| {result.pair.name} | {result.mode} | {seeds} | {c.metric} | {_ci(c.course, c.course_ci)} | "
-                f"{_ci(c.sb3, c.sb3_ci)} | {_ci(c.difference, c.difference_ci)} | "
+                f"{_ci(c.sb3, c.sb3_ci)} | {_ci(c.difference, c.difference_ci)}{' paired' if c.paired else ''} | "
+                f"{_ci(c.independent_difference, c.independent_ci)} | "
                 f"{_ci(c.improvement, c.improvement_ci)} | {c.verdict} | {needed} |"
             )
     return "\n".join(lines)
@@ -193,10 +201,14 @@ Command: `{command}`
 {verdicts}
 
 Verdict rule: scores are normalised per env to (return - random) / (reference - random); a pair is PARITY when
-the 95% CI of the IQM difference (course - SB3) lies inside +-{tolerance} for both the final score (mean of the
-last {last_evals} evaluations) and the area under the learning curve (mean of all evaluations); BETTER / WORSE
-when a CI excludes 0 (one direction); otherwise INCONCLUSIVE, with the seeds per side that would likely decide
-it (CI half-width shrinking as 1/sqrt(n)). CIs: rliable stratified bootstrap, percentile method.
+the 95% CI of the judged difference (course - SB3) lies inside +-{tolerance} for both the final score (mean of
+the last {last_evals} evaluations) and the area under the learning curve (mean of all evaluations); BETTER /
+WORSE when a CI excludes 0 (one direction); otherwise INCONCLUSIVE, with the seeds per side that would likely
+decide it (CI half-width shrinking as 1/sqrt(n)). The judged difference is, in matched mode (both sides ran the
+same seeds: the same environment seeds and, where SB3 trains the course's own network class, the same initial
+weights), the paired one: the IQM of the per-seed differences ("paired"); in recipe mode, the difference of the
+two sides' IQMs. The independent IQM difference is shown for every pair. CIs: rliable stratified bootstrap,
+percentile method.
 
 Normalisation:
 {ranges}

@@ -8,9 +8,13 @@ Per run, on returns normalised per env to ``(return - random) / (reference - ran
 
 Per side, the IQM over runs with a 95% stratified bootstrap CI; between sides, the IQM difference
 (course - SB3) with a 95% CI from rliable's independent bootstrap of both sides, and the probability of
-improvement P(course > SB3). The verdict is an equivalence test against a tolerance ``tol`` in normalised
-units: PARITY when the whole difference CI lies in [-tol, tol], BETTER / WORSE when it excludes 0 (and is not
-inside the band), otherwise INCONCLUSIVE with the number of seeds per side that would likely decide it.
+improvement P(course > SB3). When the two sides ran the same seeds as pairs (matched mode: the same seed gives
+both sides the same environment seeds and, when they train the same network class, the same initial weights),
+the difference that decides is the paired one: the IQM of the per-seed differences, with rliable's bootstrap
+over seeds; the independent difference is kept alongside. The verdict is an equivalence test against a
+tolerance ``tol`` in normalised units: PARITY when the whole difference CI lies in [-tol, tol], BETTER / WORSE
+when it excludes 0 (and is not inside the band), otherwise INCONCLUSIVE with the number of seeds per side that
+would likely decide it.
 """
 
 import math
@@ -68,6 +72,11 @@ class Comparison:
     verdict: str
     seeds_needed: int | None  # per side, for an INCONCLUSIVE verdict
     reason: str
+    # The paired difference (IQM of per-seed differences) decides when ``paired``; the independent one (IQM
+    # difference of the two sides) is kept here either way
+    paired: bool = False
+    independent_difference: float = float("nan")
+    independent_ci: tuple[float, float] = (float("nan"), float("nan"))
 
 
 def _iqm(scores: np.ndarray) -> float:
@@ -123,20 +132,29 @@ def verdict(difference: float, ci: tuple[float, float], tolerance: float, n_cour
     return "INCONCLUSIVE", f"difference CI spans 0 and leaves +-{tolerance}"
 
 
-def compare(metric: str, course: np.ndarray, sb3: np.ndarray, tolerance: float, seed: int = 0) -> Comparison:
-    """IQMs, difference and probability of improvement of two sets of per-run scores (1-D, one per seed)."""
+def compare(
+    metric: str, course: np.ndarray, sb3: np.ndarray, tolerance: float, seed: int = 0, paired: bool = False
+) -> Comparison:
+    """
+    IQMs, difference and probability of improvement of two sets of per-run scores (1-D, one per seed). With
+    ``paired``, ``course[i]`` and ``sb3[i]`` ran the same seed, and the verdict judges the IQM of the per-seed
+    differences ``course[i] - sb3[i]`` (bootstrap over seeds) instead of the difference of the two IQMs.
+    """
     from rliable import metrics
 
     x, y = np.asarray(course, dtype=float)[:, None], np.asarray(sb3, dtype=float)[:, None]
+    if paired and len(x) != len(y):
+        raise ValueError(f"paired scores need one per seed on both sides, got {len(x)} and {len(y)}")
     course_iqm, course_ci = _interval({"x": x}, _iqm, seed)
     sb3_iqm, sb3_ci = _interval({"y": y}, _iqm, seed)
-    difference, difference_ci = _interval({"x-y": (x, y)}, lambda a, b: _iqm(a) - _iqm(b), seed)
+    independent, independent_ci = _interval({"x-y": (x, y)}, lambda a, b: _iqm(a) - _iqm(b), seed)
+    difference, difference_ci = _interval({"d": x - y}, _iqm, seed) if paired else (independent, independent_ci)
     improvement, improvement_ci = _interval({"x>y": (x, y)}, metrics.probability_of_improvement, seed)
     label, reason = verdict(difference, difference_ci, tolerance, len(x), len(y))
     needed = seeds_needed(min(len(x), len(y)), difference, difference_ci, tolerance) if label == "INCONCLUSIVE" else None
     return Comparison(
         metric, course_iqm, course_ci, sb3_iqm, sb3_ci, difference, difference_ci, improvement, improvement_ci,
-        label, needed, reason,
+        label, needed, reason, paired, independent, independent_ci,
     )  # fmt: skip
 
 

@@ -7,10 +7,13 @@ import yaml
 from rl_zoo3 import exp_manager, hyperparams_opt
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from sb3_course.a3c import A3C
+from sb3_course.a3c.policies import A3CPolicy
 from sb3_course.common.buffers import FrameStackReplayBuffer
 from sb3_course.ddpg import CourseDDPG
+from sb3_course.ddpg.policies import CourseDDPGPolicy
 from sb3_course.dqn import CourseDQN
 from sb3_course.reinforce import REINFORCE
 from sb3_course.sac import CourseSAC
@@ -32,6 +35,14 @@ SB3_COUNTERPARTS: dict[str, str] = {
     "course_sac": "sac",
     "reinforce": "a2c",
     "a3c": "a2c",
+}
+
+# Course policies that SB3's own algorithms can train (rl-zoo3 key -> policy name -> class): a recipe for the SB3
+# key may name them as ``policy``. The matched parity side uses them, so that SB3's training loop runs the course
+# network itself instead of an MLP of the same width.
+SB3_COURSE_POLICIES: dict[str, dict[str, type[BasePolicy]]] = {
+    "ddpg": {"CourseDDPGPolicy": CourseDDPGPolicy},
+    "a2c": {"A3CPolicy": A3CPolicy},
 }
 
 
@@ -60,7 +71,8 @@ def load_recipes(algo: str) -> dict[str, dict[str, Any]]:
 def register() -> None:
     """
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
-    ``HYPERPARAMS_CONVERTER``, and make ``FrameStackReplayBuffer`` a name recipes can use (idempotent).
+    ``HYPERPARAMS_CONVERTER``, make ``FrameStackReplayBuffer`` a name recipes can use and the course policies of
+    ``SB3_COURSE_POLICIES`` policy names of SB3's DDPG / A2C (idempotent).
     rl-zoo3's scripts import these dicts, so updating them in place is enough.
     """
     ALGOS.update(COURSE_ALGOS)
@@ -68,6 +80,10 @@ def register() -> None:
     hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
     # rl-zoo3 evaluates a recipe's ``replay_buffer_class: <name>`` in exp_manager's namespace (as HerReplayBuffer)
     exp_manager.FrameStackReplayBuffer = FrameStackReplayBuffer  # type: ignore[attr-defined]
+    for key, policies in SB3_COURSE_POLICIES.items():
+        algo = ALGOS[key]
+        # A dict of the SB3 class's own (DDPG inherits TD3's dict, which stays as it is); SB3's names are kept
+        algo.policy_aliases = {**policies, **algo.policy_aliases}  # type: ignore[misc]
 
 
-__all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "default_config", "hyperparams_dir", "register"]
+__all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "SB3_COURSE_POLICIES", "default_config", "hyperparams_dir", "register"]

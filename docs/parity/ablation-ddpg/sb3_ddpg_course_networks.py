@@ -53,14 +53,17 @@ def main() -> None:
     saved = os.path.join(HERE, "sb3_ddpg_course_networks.json")
     if os.path.exists(saved):  # judge the saved runs again (delete the file to train anew)
         with open(saved) as file:
-            curves = np.array(json.load(file)["sb3_ddpg_course_networks"])
+            earlier = json.load(file)
+        # The SB3 side these runs were judged against: the matched SB3 DDPG of the time (SB3's own networks);
+        # the matched side now trains the course network itself
+        curves, sb3 = np.array(earlier["sb3_ddpg_course_networks"]), np.array(earlier["sb3_ddpg_matched"])
     else:
         with ProcessPoolExecutor(2) as pool:
             curves = np.array(list(pool.map(train, SEEDS)))
-    args = parse_args(["--pairs", "course_ddpg:ddpg", "--mode", "matched"])
-    _, sb3_jobs = jobs_of(args.pairs[0], "matched", len(SEEDS), 5)
-    store = RunStore(os.path.join(HERE, "..", "runs"))
-    sb3 = np.array([store.load(job).returns.mean(axis=1) for job in sb3_jobs])
+        args = parse_args(["--pairs", "course_ddpg:ddpg", "--mode", "matched"])
+        _, sb3_jobs = jobs_of(args.pairs[0], "matched", len(SEEDS), 5)
+        store = RunStore(os.path.join(HERE, "..", "runs"))
+        sb3 = np.array([store.load(job).returns.mean(axis=1) for job in sb3_jobs])
     results = {"sb3_ddpg_course_networks": curves.tolist(), "sb3_ddpg_matched": sb3.tolist()}
     for metric, score in (("final", lambda c: c[:, -3:].mean(axis=1)), ("auc", lambda c: c.mean(axis=1))):
         ours, theirs = score(normalise(curves, "Pendulum-v1")), score(normalise(sb3, "Pendulum-v1"))
