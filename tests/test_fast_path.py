@@ -241,3 +241,42 @@ def test_predict_switches_to_evaluation_mode_and_takes_sb3s_path_otherwise(case)
     assert not model.policy.training and all(not m.training for m in model.policy.modules())
     single, _ = model.predict(obs[0], deterministic=True)  # one observation: SB3's path
     np.testing.assert_array_equal(single, batch[0])
+
+
+@pytest.mark.parametrize("n_inputs", [1, 3, 4])
+def test_narrow_input_linear_equals_linear_to_float_rounding(n_inputs):
+    from sb3_course.common.fast_path import NarrowInputLinear, narrow_input_layers
+
+    th.manual_seed(0)
+    plain = th.nn.Sequential(th.nn.Linear(n_inputs, 64), th.nn.ReLU(), th.nn.Linear(64, 1))
+    narrow = narrow_input_layers(copy.deepcopy(plain))
+    assert type(narrow[0]) is NarrowInputLinear and type(narrow[2]) is th.nn.Linear  # 64 inputs: left as it is
+    assert narrow.state_dict().keys() == plain.state_dict().keys()
+    x = th.randn(256, n_inputs)
+    for requires_grad in (False, True):
+        inputs = [x.clone().requires_grad_(requires_grad) for _ in range(2)]
+        outputs = [net(inp) for net, inp in zip((plain, narrow), inputs, strict=True)]
+        assert th.equal(outputs[0], outputs[1])
+        for output in outputs:
+            output.square().sum().backward()
+        for expected, got in zip(plain.parameters(), narrow.parameters(), strict=True):
+            th.testing.assert_close(got.grad, expected.grad, rtol=1e-5, atol=1e-5)
+            assert got.grad.is_contiguous()
+        if requires_grad:
+            th.testing.assert_close(inputs[1].grad, inputs[0].grad)
+        plain.zero_grad(), narrow.zero_grad()
+    # Frozen weights (as in an actor loss through the critic): no weight gradient, the input's still flows
+    narrow[0].weight.requires_grad_(False)
+    inp = x.clone().requires_grad_(True)
+    narrow(inp).sum().backward()
+    assert narrow[0].weight.grad is None and inp.grad is not None
+
+
+def test_course_policies_first_layers_are_narrow_input_layers():
+    from sb3_course.common.fast_path import NarrowInputLinear
+
+    sac = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(TINY))
+    ddpg = CourseDDPG("MlpPolicy", "Pendulum-v1")
+    for module in (sac.actor, sac.critic, sac.critic_target, ddpg.actor, ddpg.actor_target, ddpg.critic):
+        narrow = [layer for layer in module.modules() if isinstance(layer, NarrowInputLinear)]
+        assert narrow and all(layer.in_features <= 16 for layer in narrow)

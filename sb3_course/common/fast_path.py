@@ -8,20 +8,25 @@ with less overhead per environment step (see ``docs/benchmarks.md`` for the prof
   observations and switches training / evaluation mode without nn.Module.train's Python recursion;
 - :func:`soft_update` is SB3's ``polyak_update`` in two multi-tensor calls, :func:`frozen` keeps a critic's
   weight gradients out of an actor loss, :func:`optimizer_step` skips an infinite gradient clip and
-  :func:`mean_of` reads a list of losses with one device synchronisation.
+  :func:`mean_of` reads a list of losses with one device synchronisation;
+- :func:`narrow_input_layers` gives a network's first layers on low-dimensional inputs a cheaper weight-gradient
+  product (:class:`NarrowInputLinear`).
 """
 
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import obs_as_tensor
+
+ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 
 # Adam variants with a fused (one kernel for all parameters) implementation, and the devices it runs on here
 FUSED_OPTIMIZERS = (th.optim.Adam, th.optim.AdamW)
@@ -168,6 +173,50 @@ class FastPolicyMixin:
             else:
                 actions = np.clip(actions, action_space.low, action_space.high)
         return actions, state
+
+
+class _NarrowInputLinearFunction(th.autograd.Function):
+    """``F.linear`` whose weight gradient is taken as ``(x^T g)^T`` instead of ``g^T x`` (see NarrowInputLinear)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: th.Tensor, weight: th.Tensor, bias: th.Tensor | None) -> th.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        flat_grad, flat_x = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_weight = (flat_x.t() @ flat_grad).t().contiguous() if ctx.needs_input_grad[1] else None
+        grad_bias = flat_grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+class NarrowInputLinear(th.nn.Linear):
+    """
+    ``nn.Linear`` for a layer with few inputs (a network's first layer on a low-dimensional observation): the
+    same forward pass; the backward pass computes the weight gradient as ``(x^T g)^T`` where autograd computes
+    ``g^T x``. For a batch of 256 and 3 inputs, MKL multiplies ``(256 x 256)^T (256 x 3)`` in about 78 us and
+    ``(3 x 256)(256 x 256)`` in 14 us on the development CPU (one thread). Same gradient to float rounding
+    (bit for bit at 1 and 3 inputs there, 2e-5 apart at 4).
+    """
+
+    def forward(self, x: th.Tensor) -> th.Tensor:
+        return _NarrowInputLinearFunction.apply(x, self.weight, self.bias)
+
+
+# Layers with at most this many inputs become NarrowInputLinear
+NARROW_INPUTS = 16
+
+
+def narrow_input_layers(module: ModuleT) -> ModuleT:
+    """Make every plain ``nn.Linear`` of ``module`` with at most ``NARROW_INPUTS`` inputs a NarrowInputLinear."""
+    for layer in module.modules():
+        if type(layer) is th.nn.Linear and layer.in_features <= NARROW_INPUTS:
+            layer.__class__ = NarrowInputLinear  # same parameters, buffers and state dict
+    return module
 
 
 def soft_update(params: Iterable[th.Tensor], target_params: Iterable[th.Tensor], tau: float) -> None:
