@@ -269,14 +269,17 @@ def optimizer_step(
     """
     ``zero_grad``, ``backward``, gradient clipping at ``max_grad_norm`` and ``step``. An infinite norm skips the
     clipping: SB3 computes the norm and multiplies every gradient by 1.0, which changes nothing unless a gradient
-    is not finite (then the update is not finite either way).
+    is not finite (then the update is not finite either way). The gradients are reset as ``zero_grad()`` does by
+    default (``set_to_none``), without its profiler and compiler wrappers (about 10 us a call).
 
     :param optimizer: the optimizer of the parameters ``loss`` depends on
     :param loss: the loss to minimise
     :param params: the parameters whose gradient norm is clipped
     :param max_grad_norm: maximum gradient norm
     """
-    optimizer.zero_grad()
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            param.grad = None
     loss.backward()
     if max_grad_norm < math.inf:
         th.nn.utils.clip_grad_norm_(params, max_grad_norm)
