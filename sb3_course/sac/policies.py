@@ -11,7 +11,7 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin, narrow_input_layers
+from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
@@ -87,10 +87,10 @@ class CourseSACPolicy(FastPolicyMixin, SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return narrow_input_layers(TanhLogStdActor(**actor_kwargs).to(self.device))
+        return fuse_relu_mlps(TanhLogStdActor(**actor_kwargs).to(self.device))
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return narrow_input_layers(super().make_critic(features_extractor))
+        return fuse_relu_mlps(super().make_critic(features_extractor))
 
 
 class CourseSACCnnPolicy(CourseSACPolicy):
