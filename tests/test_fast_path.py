@@ -303,6 +303,8 @@ def test_course_policies_run_their_mlps_fused():
     assert type(sac.actor.latent_pi) is ReluMLP and type(sac.critic.qf0) is ReluMLP
     assert type(sac.critic_target.qf1) is ReluMLP
     assert type(ddpg.actor.mu) is ReluMLP and type(ddpg.actor_target.mu) is ReluMLP
+    dqn = CourseDQN("MlpPolicy", "CartPole-v1")
+    assert type(dqn.q_net.q_net) is ReluMLP and type(dqn.q_net_target.q_net) is ReluMLP
     assert type(ddpg.critic.qf0.state_encoder) is ReluMLP and type(ddpg.critic.qf0.q_estimator) is ReluMLP
     # Layers inside a ReluMLP stay plain nn.Linear (the ReluMLP computes them); the SAC heads on 8 features narrow
     inside = [layer for mlp in [*sac.policy.modules(), *ddpg.policy.modules()] if type(mlp) is ReluMLP for layer in mlp]
