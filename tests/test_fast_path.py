@@ -241,3 +241,72 @@ def test_predict_switches_to_evaluation_mode_and_takes_sb3s_path_otherwise(case)
     assert not model.policy.training and all(not m.training for m in model.policy.modules())
     single, _ = model.predict(obs[0], deterministic=True)  # one observation: SB3's path
     np.testing.assert_array_equal(single, batch[0])
+
+
+@pytest.mark.parametrize("n_inputs", [3, 4, 300])
+@pytest.mark.parametrize("relu_after_last", [False, True])
+def test_relu_mlp_equals_sequential(n_inputs, relu_after_last):
+    from sb3_course.common.fast_path import NARROW_INPUTS, ReluMLP, fuse_relu_mlps
+
+    th.manual_seed(0)
+    layers = [nn.Linear(n_inputs, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 8)]
+    plain = nn.Sequential(*layers, *([nn.ReLU()] if relu_after_last else []))
+    fused = fuse_relu_mlps(copy.deepcopy(plain))
+    assert type(fused) is ReluMLP and fused.state_dict().keys() == plain.state_dict().keys()
+    x = th.randn(256, n_inputs)
+    for requires_grad in (False, True):
+        inputs = [x.clone().requires_grad_(requires_grad) for _ in range(2)]
+        outputs = [net(inp) for net, inp in zip((plain, fused), inputs, strict=True)]
+        assert th.equal(outputs[0], outputs[1])
+        for output in outputs:
+            output.square().sum().backward()
+        for index, (expected, got) in enumerate(zip(plain.parameters(), fused.parameters(), strict=True)):
+            if index == 0 and n_inputs <= NARROW_INPUTS:  # (x^T g)^T: the first weight's gradient to rounding
+                th.testing.assert_close(got.grad, expected.grad, rtol=1e-5, atol=1e-5)
+            else:
+                assert th.equal(got.grad, expected.grad)
+        if requires_grad:
+            assert th.equal(inputs[1].grad, inputs[0].grad)
+        plain.zero_grad(), fused.zero_grad()
+    with th.no_grad():
+        assert th.equal(fused(x), plain(x))
+    # Frozen weights (an actor loss through the critic): no weight gradients, the input's still flows
+    for param in fused.parameters():
+        param.requires_grad_(False)
+    inp = x.clone().requires_grad_(True)
+    fused(inp).sum().backward()
+    assert all(param.grad is None for param in fused.parameters()) and inp.grad is not None
+
+
+def test_narrow_input_linear_outside_a_relu_mlp():
+    from sb3_course.common.fast_path import NarrowInputLinear, fuse_relu_mlps
+
+    th.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 1))
+    narrow = fuse_relu_mlps(copy.deepcopy(plain))
+    assert type(narrow) is nn.Sequential and type(narrow[0]) is NarrowInputLinear and type(narrow[2]) is nn.Linear
+    x = th.randn(256, 4, requires_grad=True)
+    x_copy = x.detach().clone().requires_grad_(True)
+    plain(x).sum().backward()
+    narrow(x_copy).sum().backward()
+    for expected, got in zip(plain.parameters(), narrow.parameters(), strict=True):
+        th.testing.assert_close(got.grad, expected.grad, rtol=1e-5, atol=1e-5)
+        assert got.grad.is_contiguous()
+    th.testing.assert_close(x_copy.grad, x.grad)
+
+
+def test_course_policies_run_their_mlps_fused():
+    from sb3_course.common.fast_path import NarrowInputLinear, ReluMLP
+
+    sac = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(TINY))
+    ddpg = CourseDDPG("MlpPolicy", "Pendulum-v1")
+    assert type(sac.actor.latent_pi) is ReluMLP and type(sac.critic.qf0) is ReluMLP
+    assert type(sac.critic_target.qf1) is ReluMLP
+    assert type(ddpg.actor.mu) is ReluMLP and type(ddpg.actor_target.mu) is ReluMLP
+    dqn = CourseDQN("MlpPolicy", "CartPole-v1")
+    assert type(dqn.q_net.q_net) is ReluMLP and type(dqn.q_net_target.q_net) is ReluMLP
+    assert type(ddpg.critic.qf0.state_encoder) is ReluMLP and type(ddpg.critic.qf0.q_estimator) is ReluMLP
+    # Layers inside a ReluMLP stay plain nn.Linear (the ReluMLP computes them); the SAC heads on 8 features narrow
+    inside = [layer for mlp in [*sac.policy.modules(), *ddpg.policy.modules()] if type(mlp) is ReluMLP for layer in mlp]
+    assert not any(isinstance(layer, NarrowInputLinear) for layer in inside)
+    assert type(sac.actor.mu) is NarrowInputLinear and type(ddpg.actor.mu[4]) is nn.Linear

@@ -46,6 +46,27 @@ def min_q_by_hand(critic, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
     return th.min(q_by_hand(critic.qf0, obs, actions), q_by_hand(critic.qf1, obs, actions))
 
 
+def test_closed_form_log_prob_is_sb3_distributions_to_float_rounding():
+    # The actor's action_log_prob writes log N(u; mu, sigma) as -eps^2 / 2 - log sigma - log sqrt(2 pi); SB3's
+    # SquashedDiagGaussianDistribution computes it from u: same draw, same actions, same gradients to rounding
+    model = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[32, 32]), seed=0)
+    actor = model.actor
+    obs = th.randn(256, 3, generator=th.Generator().manual_seed(1))
+    th.manual_seed(3)
+    actions, log_prob = actor.action_log_prob(obs)
+    (actions.sum() + log_prob.sum()).backward()
+    grads = [p.grad.clone() for p in actor.parameters()]
+    actor.zero_grad()
+    th.manual_seed(3)
+    mean, log_std, _ = actor.get_action_dist_params(obs)
+    sb3_actions, sb3_log_prob = actor.action_dist.log_prob_from_params(mean, log_std)
+    (sb3_actions.sum() + sb3_log_prob.sum()).backward()
+    assert th.equal(actions, sb3_actions)
+    th.testing.assert_close(log_prob, sb3_log_prob, rtol=1e-6, atol=1e-5)
+    for grad, parameter in zip(grads, actor.parameters(), strict=True):
+        th.testing.assert_close(grad, parameter.grad, rtol=1e-5, atol=1e-5)
+
+
 def test_log_prob_correction_and_std_range_by_hand():
     model = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
     actor = model.actor

@@ -9,7 +9,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin
+from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -212,13 +212,14 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return ACTOR_OUTPUTS[self.actor_output](**actor_kwargs).to(self.device)
+        return fuse_relu_mlps(ACTOR_OUTPUTS[self.actor_output](**actor_kwargs).to(self.device))
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
-        return EncoderCritic(
+        critic = EncoderCritic(
             **critic_kwargs, state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim
-        ).to(self.device)
+        )
+        return fuse_relu_mlps(critic.to(self.device))
 
 
 MlpPolicy = CourseDDPGPolicy

@@ -1,10 +1,10 @@
 from typing import Any, ClassVar
 
 from stable_baselines3.dqn.policies import CnnPolicy as SB3CnnPolicy
-from stable_baselines3.dqn.policies import DQNPolicy
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from stable_baselines3.dqn.policies import MultiInputPolicy as SB3MultiInputPolicy
 
-from sb3_course.common.fast_path import FastPolicyMixin
+from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps
 
 # The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (002, ``Brain.__init__``)
 COURSE_NET_ARCH = [32, 32]
@@ -29,6 +29,10 @@ class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
     def __init__(self, *args: Any, net_arch: list[int] | None = None, **kwargs: Any) -> None:
         kwargs["net_arch"] = list(COURSE_NET_ARCH) if net_arch is None else net_arch
         super().__init__(*args, **kwargs)
+
+    def make_q_net(self) -> QNetwork:
+        # The MLP as one autograd node (sb3_course.common.fast_path.ReluMLP)
+        return fuse_relu_mlps(super().make_q_net())
 
 
 MlpPolicy = CourseDQNPolicy

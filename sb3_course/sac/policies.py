@@ -1,18 +1,21 @@
+import math
 from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin
+from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
 class TanhLogStdActor(Actor):
@@ -53,6 +56,19 @@ class TanhLogStdActor(Actor):
         # log sigma = tanh(W h + b)  ->  sigma in [1/e, e]
         return self.mu(latent_pi), th.tanh(self.log_std(latent_pi)), {}  # type: ignore[operator]
 
+    def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
+        """
+        A reparameterised action and its log-probability, as SB3's ``SquashedDiagGaussianDistribution`` gives them
+        (the same random draw, the same actions bit for bit, the log-probability to float rounding) in a third of
+        its tensor operations: with ``u = mu + sigma * eps``, ``log N(u; mu, sigma) = -eps^2 / 2 - log sigma -
+        log sqrt(2 pi)``, so the density needs no ``(u - mu)^2 / (2 sigma^2)``.
+        """
+        mean_actions, log_std, _ = self.get_action_dist_params(obs)
+        noise = th.randn_like(mean_actions)  # the draw of th.distributions.Normal.rsample
+        actions = th.tanh(mean_actions + noise * log_std.exp())
+        log_prob = -0.5 * noise.square() - log_std - LOG_SQRT_2PI - th.log(1 - actions.square() + COURSE_SQUASH_EPSILON)
+        return actions, log_prob.sum(dim=1)
+
 
 class CourseSACPolicy(FastPolicyMixin, SACPolicy):
     """
@@ -71,7 +87,10 @@ class CourseSACPolicy(FastPolicyMixin, SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return TanhLogStdActor(**actor_kwargs).to(self.device)
+        return fuse_relu_mlps(TanhLogStdActor(**actor_kwargs).to(self.device))
+
+    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
+        return fuse_relu_mlps(super().make_critic(features_extractor))
 
 
 class CourseSACCnnPolicy(CourseSACPolicy):
