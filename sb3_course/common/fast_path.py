@@ -275,8 +275,9 @@ class ReluMLP(th.nn.Sequential):
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         layers = self._modules.values()
-        params = [param for layer in layers if isinstance(layer, th.nn.Linear) for param in (layer.weight, layer.bias)]
         if x.dim() == 2 and th.is_grad_enabled():
+            # Only when autograd records: predict's no-grad passes skip this list
+            params = [param for layer in layers if isinstance(layer, th.nn.Linear) for param in (layer.weight, layer.bias)]
             return _ReluMLPFunction.apply(x, self.relu_after_last, *params)
         for layer in layers:
             x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, th.nn.Linear) else th.relu(x)
