@@ -67,6 +67,26 @@ def test_closed_form_log_prob_is_sb3_distributions_to_float_rounding():
         th.testing.assert_close(grad, parameter.grad, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("width", [8, 64])
+def test_squashed_gaussian_head_gradients_are_the_chain_rule(width):
+    # The head's hand-written backward against finite differences in float64 (both outputs used, as the actor
+    # loss uses them); width 8 takes the narrow-input products of the fast path
+    from sb3_course.sac.policies import _SquashedGaussianSample
+
+    gen = th.Generator().manual_seed(0)
+    # weights of scale 1 / sqrt(width): pre-activations of order 1, away from tanh's saturation
+    shapes, scales = [(5, width), (2, width), (2,), (2, width), (2,)], [1, width**-0.5, 1, width**-0.5, 1]
+    inputs = [scale * th.randn(*shape, generator=gen, dtype=th.float64) for shape, scale in zip(shapes, scales, strict=True)]
+    inputs = [tensor.requires_grad_(True) for tensor in inputs]
+    noise = th.randn(5, 2, generator=gen, dtype=th.float64)
+
+    def head(*args):
+        actions, log_prob = _SquashedGaussianSample.apply(*args, noise)
+        return actions, 0.3 * log_prob
+
+    assert th.autograd.gradcheck(head, inputs)
+
+
 def test_log_prob_correction_and_std_range_by_hand():
     model = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
     actor = model.actor
