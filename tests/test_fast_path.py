@@ -21,7 +21,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from sb3_course import CourseDDPG, CourseDQN, CourseSAC
-from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, set_module_mode, soft_update
+from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, fuse_relu_mlps, set_module_mode, soft_update
 from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
 
 NOT_FUSED = dict(optimizer_kwargs=dict(fused=False))
@@ -318,6 +318,33 @@ def test_relu_mlp_equals_sequential(n_inputs, relu_after_last):
     inp = x.clone().requires_grad_(True)
     fused(inp).sum().backward()
     assert all(param.grad is None for param in fused.parameters()) and inp.grad is not None
+
+
+@pytest.mark.parametrize("frozen_weights", [False, True])
+def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights):
+    # CourseDDPG's Q-network runs as one autograd node (_EncoderQFunction) when its networks are ReLU MLPs: the
+    # same output and gradients, bit for bit, as its fused modules composed by autograd
+    from sb3_course.ddpg.policies import EncoderQNetwork
+
+    th.manual_seed(0)
+    q_net = fuse_relu_mlps(EncoderQNetwork(3, 1, 32, 32, [64, 16], nn.ReLU))
+    composed = copy.deepcopy(q_net)
+    composed.forward = lambda features, actions: composed.q_estimator(
+        th.cat([composed.state_encoder(features), composed.action_encoder(actions)], dim=1)
+    )
+    features, actions = th.randn(256, 3), th.rand(256, 1) * 2 - 1
+    grads = []
+    for net in (q_net, composed):
+        for param in net.parameters():
+            param.requires_grad_(not frozen_weights)
+        inputs = [features.clone().requires_grad_(True), actions.clone().requires_grad_(True)]
+        output = net(*inputs)
+        assert (type(output.grad_fn).__name__ == "_EncoderQFunctionBackward") == (net is q_net)
+        output.square().sum().backward()
+        grads.append([output, *(tensor.grad for tensor in inputs), *(param.grad for param in net.parameters())])
+    assert [grad is None for grad in grads[0]] == [grad is None for grad in grads[1]]
+    assert all(a is None or th.equal(a, b) for a, b in zip(*grads, strict=True))
+    assert frozen_weights == all(param.grad is None for param in q_net.parameters())
 
 
 def test_narrow_input_linear_outside_a_relu_mlp():

@@ -14,7 +14,7 @@ with less overhead per environment step (see ``docs/benchmarks.md`` for the prof
 """
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
@@ -265,22 +265,39 @@ class _ReluMLPFunction(th.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
         saved, n = ctx.saved_tensors, ctx.n_layers
-        inputs, weights = saved[:n], saved[n : 2 * n]
-        needs = ctx.needs_input_grad
-        param_grads: list[th.Tensor | None] = [None] * (2 * n)
         if ctx.relu_after_last:
             grad = th.ops.aten.threshold_backward(grad, saved[2 * n], 0)
-        for index in reversed(range(n)):
-            if needs[2 + 2 * index]:
-                param_grads[2 * index] = linear_weight_grad(grad, inputs[index])
-            if needs[3 + 2 * index]:
-                param_grads[2 * index + 1] = grad.sum(0)
-            if index == 0 and not needs[0]:
-                return (None, None, *param_grads)
-            grad = linear_input_grad(grad, weights[index])
-            if index > 0:  # through the ReLU whose output is this layer's input
-                grad = th.ops.aten.threshold_backward(grad, inputs[index], 0)
-        return (grad, None, *param_grads)
+        needs = ctx.needs_input_grad
+        grad_x, param_grads = relu_mlp_backward(grad, saved[:n], saved[n : 2 * n], needs[2:], needs[0])
+        return (grad_x, None, *param_grads)
+
+
+def relu_mlp_backward(
+    grad: th.Tensor, inputs: Sequence[th.Tensor], weights: Sequence[th.Tensor], needs: Sequence[bool], needs_input: bool
+) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
+    """
+    Backward pass of linear layers with ReLU between them (autograd's operations, see :class:`_ReluMLPFunction`).
+
+    :param grad: gradient of the last layer's output (before any ReLU after it)
+    :param inputs: each layer's input, as saved in the forward pass
+    :param weights: each layer's weight
+    :param needs: for weight and bias of each layer in turn, whether its gradient is wanted
+    :param needs_input: whether the gradient of the first layer's input is wanted
+    :return: the input's gradient (or ``None``) and the parameters' (``None`` where not wanted)
+    """
+    n = len(weights)
+    param_grads: list[th.Tensor | None] = [None] * (2 * n)
+    for index in reversed(range(n)):
+        if needs[2 * index]:
+            param_grads[2 * index] = linear_weight_grad(grad, inputs[index])
+        if needs[2 * index + 1]:
+            param_grads[2 * index + 1] = grad.sum(0)
+        if index == 0 and not needs_input:
+            return None, param_grads
+        grad = linear_input_grad(grad, weights[index])
+        if index > 0:  # through the ReLU whose output is this layer's input
+            grad = th.ops.aten.threshold_backward(grad, inputs[index], 0)
+    return grad, param_grads
 
 
 class ReluMLP(th.nn.Sequential):

@@ -1,6 +1,7 @@
 from typing import Any, ClassVar, Literal
 
 import torch as th
+import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
@@ -9,7 +10,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps
+from sb3_course.common.fast_path import FastPolicyMixin, ReluMLP, fuse_relu_mlps, relu_mlp_backward
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -57,6 +58,46 @@ class ClampedActor(Actor):
 ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
 
 
+class _EncoderQFunction(th.autograd.Function):
+    """
+    :class:`EncoderQNetwork` with ReLU (its encoders and ``q_estimator`` made :class:`ReluMLP` by
+    :func:`fuse_relu_mlps`) as one autograd node: the forward pass with the operations of the three ReLU MLPs and the
+    concatenation, the backward pass with theirs (:func:`relu_mlp_backward`), where autograd would run three nodes
+    and a concatenation's backward node between them. Same values and gradients bit for bit.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, features: th.Tensor, actions: th.Tensor, *params: th.Tensor) -> th.Tensor:
+        state_weight, state_bias, action_weight, action_bias, *head = params
+        encoded_state = th.relu(F.linear(features, state_weight, state_bias))
+        encoded_action = th.relu(F.linear(actions, action_weight, action_bias))
+        hidden = th.cat([encoded_state, encoded_action], dim=1)
+        weights, inputs = head[0::2], []
+        for index, (weight, bias) in enumerate(zip(weights, head[1::2], strict=True)):
+            inputs.append(hidden)
+            hidden = F.linear(hidden, weight, bias)
+            if index < len(weights) - 1:
+                hidden = th.relu(hidden)
+        ctx.n_layers = len(weights)
+        ctx.save_for_backward(features, actions, encoded_state, encoded_action, state_weight, action_weight, *inputs, *weights)
+        return hidden
+
+    @staticmethod
+    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
+        features, actions, encoded_state, encoded_action, state_weight, action_weight, *saved = ctx.saved_tensors
+        n, needs = ctx.n_layers, ctx.needs_input_grad
+        grad_hidden, head_grads = relu_mlp_backward(grad, saved[:n], saved[n:], needs[6:], any(needs[:6]))
+        if grad_hidden is None:
+            return (None,) * 6 + tuple(head_grads)
+        # the concatenation's backward: a slice per encoder, then through its ReLU and its layer
+        split = encoded_state.shape[1]
+        grad_state = th.ops.aten.threshold_backward(grad_hidden[:, :split], encoded_state, 0)
+        grad_action = th.ops.aten.threshold_backward(grad_hidden[:, split:], encoded_action, 0)
+        grad_features, state_grads = relu_mlp_backward(grad_state, [features], [state_weight], needs[2:4], needs[0])
+        grad_actions, action_grads = relu_mlp_backward(grad_action, [actions], [action_weight], needs[4:6], needs[1])
+        return (grad_features, grad_actions, *state_grads, *action_grads, *head_grads)
+
+
 class EncoderQNetwork(nn.Module):
     """
     Q(s, a) = q_estimator([relu(state_encoder(s)), relu(action_encoder(a))]).
@@ -85,7 +126,19 @@ class EncoderQNetwork(nn.Module):
         self.q_estimator = nn.Sequential(*create_mlp(state_encoder_dim + action_encoder_dim, 1, net_arch, activation_fn))
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        return self.q_estimator(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
+        encoders, head = (self.state_encoder, self.action_encoder), self.q_estimator
+        if (
+            th.is_grad_enabled()
+            and features.dim() == actions.dim() == 2
+            and all(type(encoder) is ReluMLP and len(encoder) == 2 for encoder in encoders)
+            and type(head) is ReluMLP
+            and not head.relu_after_last
+        ):
+            # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
+            layers = [encoders[0][0], encoders[1][0], *head[0::2]]
+            params = [param for layer in layers for param in (layer.weight, layer.bias)]
+            return _EncoderQFunction.apply(features, actions, *params)
+        return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 
 class EncoderCritic(ContinuousCritic):
