@@ -120,6 +120,33 @@ def test_linear_exploration_is_sb3s():
     assert model.exploration_rate == pytest.approx(0.1)
 
 
+def test_without_target_network_and_linear_exploration_it_is_sb3s_dqn_bit_for_bit():
+    # The matched DQN pair's implementation check, deterministic: SB3's own DQN class (its collect loop, its
+    # _on_step copying the target every step, its exploration and train) on the course's network class and
+    # with the same (non-fused) Adam ends with the same weights, replay buffer and actions as CourseDQN without
+    # target network. The parity runs' remaining difference is the harmonic epsilon (and the fused Adam's
+    # rounding, which CartPole's unstable DQN turns into different runs from the same seed).
+    from stable_baselines3 import DQN
+
+    from sb3_course.dqn.policies import CourseDQNPolicy
+
+    settings = dict(
+        learning_rate=1e-3, buffer_size=2_000, learning_starts=100, batch_size=32, gamma=0.99, train_freq=1,
+        gradient_steps=1, exploration_fraction=0.3, exploration_initial_eps=0.5, exploration_final_eps=0.05,
+        max_grad_norm=float("inf"), seed=5, policy_kwargs=dict(net_arch=[32, 32], optimizer_kwargs=dict(fused=False)),
+    )  # fmt: skip
+    course = CourseDQN("MlpPolicy", "CartPole-v1", exploration_decay="linear", **settings).learn(3_000)
+    sb3 = DQN(CourseDQNPolicy, "CartPole-v1", target_update_interval=1, tau=1.0, **settings).learn(3_000)
+    assert course.q_net_target is course.q_net and course._n_updates == sb3._n_updates == 2_900
+    for name, tensor in course.q_net.state_dict().items():
+        assert th.equal(tensor, sb3.q_net.state_dict()[name]), name
+    for name in ("observations", "actions", "rewards", "dones"):
+        np.testing.assert_array_equal(getattr(course.replay_buffer, name), getattr(sb3.replay_buffer, name))
+    assert course.exploration_rate == sb3.exploration_rate
+    obs = np.stack([course.observation_space.sample() for _ in range(16)])
+    np.testing.assert_array_equal(course.predict(obs, deterministic=True)[0], sb3.predict(obs, deterministic=True)[0])
+
+
 def test_save_load_identical_predict(tmp_path):
     model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, learning_starts=50, seed=1)
     model.learn(300)

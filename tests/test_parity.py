@@ -149,7 +149,7 @@ def test_matched_sb3_side_builds_the_network_it_names(pair):
     env = make_vec_env(pair.env_id, n_envs=block.get("n_envs", 1))
     model = ALGOS[pair.sb3](block["policy"], env, policy_kwargs=kwargs)
     course = COURSE_ALGOS[pair.course]("MlpPolicy", pair.env_id, **course_policy_kwargs(pair))
-    if pair.course in ("course_ddpg", "a3c"):
+    if pair.course in ("course_dqn", "course_ddpg", "a3c"):
         # The course's own network class, with the same weights' shapes, inside SB3's training loop
         assert type(model.policy) is type(course.policy)
         shapes = lambda policy: [tuple(p.shape) for p in policy.parameters()]  # noqa: E731
@@ -159,15 +159,17 @@ def test_matched_sb3_side_builds_the_network_it_names(pair):
 
 
 def test_register_adds_course_policy_names_to_sb3_classes_only():
-    from stable_baselines3 import A2C, DDPG, TD3
+    from stable_baselines3 import A2C, DDPG, DQN, TD3
 
     from sb3_course.a3c.policies import A3CPolicy
     from sb3_course.ddpg.policies import CourseDDPGPolicy
+    from sb3_course.dqn.policies import CourseDQNPolicy
     from sb3_course.zoo import register
 
     register()
     register()
     assert DDPG.policy_aliases["CourseDDPGPolicy"] is CourseDDPGPolicy and A2C.policy_aliases["A3CPolicy"] is A3CPolicy
+    assert DQN.policy_aliases["CourseDQNPolicy"] is CourseDQNPolicy
     assert "CourseDDPGPolicy" not in TD3.policy_aliases
     assert DDPG.policy_aliases["MlpPolicy"] is TD3.policy_aliases["MlpPolicy"]
 
@@ -176,6 +178,9 @@ def test_matched_dqn_without_target_network_refreshes_the_target_every_step():
     block = matched_hyperparams(Pair("course_dqn", "dqn", "CartPole-v1", 1000, 100))
     assert block["target_update_interval"] == 1 and block["tau"] == 1.0
     assert block["env_wrapper"] == course_settings("course_dqn", "CartPole-v1")["env_wrapper"]
+    # SB3's DQN trains the course network with the course side's fused Adam
+    assert block["policy"] == "CourseDQNPolicy"
+    assert eval(block["policy_kwargs"]) == {"net_arch": [32, 32], "optimizer_kwargs": {"fused": True}}
 
 
 def test_matched_mode_rejects_a_pair_that_is_not_the_counterpart():

@@ -1,9 +1,10 @@
 """
 The parity suite (slow): each default pair, matched mode, at the learning tests' budgets, 5 seeds per side.
 
-A pair whose course recipe uses settings SB3 has no argument for (``SB3_EXPRESSIBLE``: CourseDDPG's two learning
-rates and SmoothL1 loss) is checked with those settings replaced by ones SB3 can run, so that both sides train
-one configuration: 20 seeds per side there, as about one seed in five never learns on either side.
+A pair whose course recipe uses settings SB3 has no argument for (``SB3_EXPRESSIBLE``: CourseDQN's harmonic
+epsilon, CourseDDPG's two learning rates and SmoothL1 loss) is checked with those settings replaced by ones SB3 can
+run, so that both sides train one configuration: 10 seeds per side for DQN (both sides then compute the same runs
+bit for bit), 20 for DDPG, as about one seed in five never learns on either side.
 
 Runs land in ``$SB3_COURSE_PARITY_RUNS`` (default: the test's temporary folder), the report in the temporary
 folder. Pointing the variable at a finished sweep's runs (e.g. ``docs/parity/runs``) reuses them, as an
@@ -18,7 +19,7 @@ from sb3_course.parity import DEFAULT_PAIRS
 from sb3_course.parity.cli import main as parity
 from sb3_course.parity.pairs import SB3_EXPRESSIBLE
 
-SEEDS = {"course_ddpg": 20}
+SEEDS = {"course_dqn": 10, "course_ddpg": 20}
 
 
 @pytest.mark.slow

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch as th
 
+from sb3_course.common.fast_path import with_fused_adam
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, load_recipes
 
 MODES = ("matched", "recipe")
@@ -66,7 +67,8 @@ DEFAULT_PAIRS = (
 # What the matched SB3 side cannot reproduce (SB3 has no argument for it)
 MATCHING_GAPS = {
     "course_dqn": "epsilon: SB3 decays linearly (0.5 -> 0.01 over the first 2% of steps) where the course decays "
-    "harmonically per episode, 0.5 / (episodes + 1)",
+    "harmonically per episode, 0.5 / (episodes + 1) (with exploration_decay=linear on the course side, nothing: "
+    "SB3's DQN then trains the course network to the same weights bit for bit)",
     "reinforce": "A2C learns from fixed 500-step rollouts bootstrapped from its critic (gae_lambda 1) where "
     "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic",
     "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
@@ -85,6 +87,7 @@ MATCHING_GAPS = {
 # recipe trains its clamped actor at 1e-4 and its critic at 1e-3; with SB3's one learning rate (1e-3) the clamped
 # actor saturates on both sides and neither learns, so the check uses the tanh actor CourseDDPGPolicy also offers.
 SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
+    "course_dqn": ("exploration_decay:linear",),
     "course_ddpg": (
         "critic_loss:mse",
         "actor_learning_rate:1e-3",
@@ -147,7 +150,6 @@ def _common_off_policy(s: dict[str, Any], names: tuple[str, ...]) -> dict[str, A
 
 
 def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
-    net_arch = s["policy_kwargs"].get("net_arch", [32, 32])
     block = _common_off_policy(
         s, ("learning_rate", "buffer_size", "learning_starts", "batch_size", "gamma", "train_freq", "gradient_steps")
     )
@@ -165,7 +167,10 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
     else:
         block.update(exploration_initial_eps=s["exploration_initial_eps"], exploration_final_eps=0.01)
         block.update(exploration_fraction=0.02)
-    block.update(max_grad_norm=s["max_grad_norm"], policy_kwargs=f"dict(net_arch={net_arch})")
+    # SB3's DQN trains the course network (CourseDQNPolicy) with the course side's Adam (fused unless the recipe
+    # chose): with linear exploration both sides then compute the same runs bit for bit
+    policy_kwargs = with_fused_adam({"net_arch": [32, 32], **s["policy_kwargs"]}, th.device("cpu"))
+    block.update(max_grad_norm=s["max_grad_norm"], policy="CourseDQNPolicy", policy_kwargs=_kwargs_source(policy_kwargs))
     return block
 
 

@@ -15,6 +15,7 @@ from sb3_course.common.buffers import FrameStackReplayBuffer
 from sb3_course.ddpg import CourseDDPG
 from sb3_course.ddpg.policies import CourseDDPGPolicy
 from sb3_course.dqn import CourseDQN
+from sb3_course.dqn.policies import CourseDQNPolicy
 from sb3_course.reinforce import REINFORCE
 from sb3_course.sac import CourseSAC
 from sb3_course.zoo.samplers import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
@@ -41,6 +42,7 @@ SB3_COUNTERPARTS: dict[str, str] = {
 # key may name them as ``policy``. The matched parity side uses them, so that SB3's training loop runs the course
 # network itself instead of an MLP of the same width.
 SB3_COURSE_POLICIES: dict[str, dict[str, type[BasePolicy]]] = {
+    "dqn": {"CourseDQNPolicy": CourseDQNPolicy},
     "ddpg": {"CourseDDPGPolicy": CourseDDPGPolicy},
     "a2c": {"A3CPolicy": A3CPolicy},
 }
@@ -72,7 +74,7 @@ def register() -> None:
     """
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
     ``HYPERPARAMS_CONVERTER``, make ``FrameStackReplayBuffer`` a name recipes can use and the course policies of
-    ``SB3_COURSE_POLICIES`` policy names of SB3's DDPG / A2C (idempotent).
+    ``SB3_COURSE_POLICIES`` policy names of SB3's DQN / DDPG / A2C (idempotent).
     rl-zoo3's scripts import these dicts, so updating them in place is enough.
     """
     ALGOS.update(COURSE_ALGOS)
