@@ -421,7 +421,7 @@ def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
         if not group["fused"] or any(group.get(flag, False) for flag in _ADAM_FLAGS) or isinstance(group["lr"], th.Tensor):
             return False
         params = [param for param in group["params"] if param.grad is not None]
-        states = [optimizer.state.get(param) for param in params]
+        states = [optimizer.state.get(param) or {} for param in params]  # {}: no state yet, Adam.step creates it
         if not all(states) or len({(param.device, param.dtype) for param in params}) > 1:
             return False
         work.append((group, params, states))

@@ -135,7 +135,7 @@ class EncoderQNetwork(nn.Module):
             and not head.relu_after_last
         ):
             # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
-            layers = [encoders[0][0], encoders[1][0], *head[0::2]]
+            layers = [encoders[0][0], encoders[1][0], *list(head)[0::2]]
             params = [param for layer in layers for param in (layer.weight, layer.bias)]
             return _EncoderQFunction.apply(features, actions, *params)
         return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))

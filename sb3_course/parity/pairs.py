@@ -17,6 +17,7 @@ from typing import Any
 import torch as th
 
 from sb3_course.common.fast_path import with_fused_adam
+from sb3_course.dqn.policies import COURSE_NET_ARCH as DQN_NET_ARCH
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, load_recipes
 
 MODES = ("matched", "recipe")
@@ -169,7 +170,7 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
         block.update(exploration_fraction=0.02)
     # SB3's DQN trains the course network (CourseDQNPolicy) with the course side's Adam (fused unless the recipe
     # chose): with linear exploration both sides then compute the same runs bit for bit
-    policy_kwargs = with_fused_adam({"net_arch": [32, 32], **s["policy_kwargs"]}, th.device("cpu"))
+    policy_kwargs = with_fused_adam({"net_arch": list(DQN_NET_ARCH), **s["policy_kwargs"]}, th.device("cpu"))
     block.update(max_grad_norm=s["max_grad_norm"], policy="CourseDQNPolicy", policy_kwargs=_kwargs_source(policy_kwargs))
     return block
 
