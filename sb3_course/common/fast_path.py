@@ -250,13 +250,8 @@ class _ReluMLPFunction(th.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: th.Tensor, relu_after_last: bool, *params: th.Tensor) -> th.Tensor:
-        weights, biases = params[0::2], params[1::2]
-        inputs, hidden = [], x
-        for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
-            inputs.append(hidden)
-            hidden = F.linear(hidden, weight, bias)
-            if index < len(weights) - 1 or relu_after_last:
-                hidden = th.relu(hidden)
+        weights = params[0::2]
+        hidden, inputs = relu_mlp_forward(x, params, relu_after_last)
         ctx.relu_after_last = relu_after_last
         ctx.n_layers = len(weights)
         ctx.save_for_backward(*inputs, *weights, *([hidden] if relu_after_last else []))
@@ -270,6 +265,26 @@ class _ReluMLPFunction(th.autograd.Function):
         needs = ctx.needs_input_grad
         grad_x, param_grads = relu_mlp_backward(grad, saved[:n], saved[n : 2 * n], needs[2:], needs[0])
         return (grad_x, None, *param_grads)
+
+
+def relu_mlp_forward(x: th.Tensor, params: Sequence[th.Tensor], relu_after_last: bool) -> tuple[th.Tensor, list[th.Tensor]]:
+    """
+    Forward pass of linear layers with ReLU between them (and after the last one with ``relu_after_last``), with
+    the operations ``nn.Sequential`` runs (``addmm``, ``relu``).
+
+    :param x: the input
+    :param params: weight and bias of each layer in turn
+    :param relu_after_last: whether a ReLU follows the last layer
+    :return: the output and each layer's input (what :func:`relu_mlp_backward` needs)
+    """
+    weights, biases = params[0::2], params[1::2]
+    inputs, hidden = [], x
+    for index, (weight, bias) in enumerate(zip(weights, biases, strict=True)):
+        inputs.append(hidden)
+        hidden = F.linear(hidden, weight, bias)
+        if index < len(weights) - 1 or relu_after_last:
+            hidden = th.relu(hidden)
+    return hidden, inputs
 
 
 def relu_mlp_backward(

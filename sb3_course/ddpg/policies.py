@@ -10,7 +10,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin, ReluMLP, fuse_relu_mlps, relu_mlp_backward
+from sb3_course.common.fast_path import FastPolicyMixin, ReluMLP, fuse_relu_mlps, relu_mlp_backward, relu_mlp_forward
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -61,9 +61,10 @@ ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
 class _EncoderQFunction(th.autograd.Function):
     """
     :class:`EncoderQNetwork` with ReLU (its encoders and ``q_estimator`` made :class:`ReluMLP` by
-    :func:`fuse_relu_mlps`) as one autograd node: the forward pass with the operations of the three ReLU MLPs and the
-    concatenation, the backward pass with theirs (:func:`relu_mlp_backward`), where autograd would run three nodes
-    and a concatenation's backward node between them. Same values and gradients bit for bit.
+    :func:`fuse_relu_mlps`) as one autograd node: the forward pass with the operations of the three ReLU MLPs and
+    the concatenation (:func:`relu_mlp_forward`), the backward pass with theirs (:func:`relu_mlp_backward`), where
+    autograd would run three nodes and a concatenation's backward node between them. Same values and gradients
+    bit for bit.
     """
 
     @staticmethod
@@ -71,13 +72,8 @@ class _EncoderQFunction(th.autograd.Function):
         state_weight, state_bias, action_weight, action_bias, *head = params
         encoded_state = th.relu(F.linear(features, state_weight, state_bias))
         encoded_action = th.relu(F.linear(actions, action_weight, action_bias))
-        hidden = th.cat([encoded_state, encoded_action], dim=1)
-        weights, inputs = head[0::2], []
-        for index, (weight, bias) in enumerate(zip(weights, head[1::2], strict=True)):
-            inputs.append(hidden)
-            hidden = F.linear(hidden, weight, bias)
-            if index < len(weights) - 1:
-                hidden = th.relu(hidden)
+        hidden, inputs = relu_mlp_forward(th.cat([encoded_state, encoded_action], dim=1), head, relu_after_last=False)
+        weights = head[0::2]
         ctx.n_layers = len(weights)
         ctx.save_for_backward(features, actions, encoded_state, encoded_action, state_weight, action_weight, *inputs, *weights)
         return hidden
