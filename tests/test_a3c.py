@@ -3,8 +3,10 @@ A3C unit tests. Workers are real processes (forkserver: the first test pays for 
 The test module is pickled by value so that its helper envs and factories reach the workers.
 """
 
+import copy
 import multiprocessing as mp
 import os
+import queue
 import sys
 import time
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import A2C
 from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.monitor import Monitor
@@ -21,7 +24,7 @@ from stable_baselines3.common.monitor import Monitor
 from sb3_course import A3C
 from sb3_course.a3c import A3CPolicy, A3CWorkerError
 from sb3_course.a3c import worker as a3c_worker
-from sb3_course.a3c.worker import env_factory_from_vec_env
+from sb3_course.a3c.worker import Rollout, Worker, env_factory_from_vec_env
 from sb3_course.common.wrappers import CourseA3CReward
 
 TINY = dict(net_arch=dict(trunk=[8, 8], vf=[8]))
@@ -168,3 +171,97 @@ def test_workers_rebuild_env_with_recorded_wrappers():
     while not terminated:
         _, reward, terminated, _, info = env.step(0)
     assert reward == -5.0 and info["episode"]["r"] == info["episode"]["l"]
+
+
+def in_process_worker(model: A3C, total_timesteps: int = 10_000) -> Worker:
+    """Worker 0 of ``model`` in the test process (no child process): its rollouts and updates, called directly."""
+    counter, stop_event = mp.Value("q", 0), mp.Event()
+    return Worker(0, model._worker_config(total_timesteps), model.policy, counter, stop_event, queue.Queue())
+
+
+@pytest.mark.parametrize("cross_episodes", [False, True])
+def test_rollouts_end_with_the_episode_or_run_across_it(cross_episodes):
+    # Episodes of exactly 3 steps (time limit) with reward 1; V is 0.5 everywhere.
+    model = A3C(
+        "MlpPolicy", lambda: gym.make("CartPole-v1", max_episode_steps=3), n_workers=1, n_steps=7, gamma=0.9,
+        cross_episodes=cross_episodes, policy_kwargs=TINY, seed=0,
+    )  # fmt: skip
+    worker = in_process_worker(model)
+    worker._value = lambda obs: 0.5  # type: ignore[method-assign]
+    rollout = worker.collect_rollout()
+    assert rollout is not None
+    if not cross_episodes:
+        # Cut at the truncation, bootstrapped from V(s_3)
+        assert (rollout.rewards, rollout.episode_ends, rollout.last_value) == ([1.0] * 3, [False, False, True], 0.5)
+        assert len(rollout.episode_infos) == 1
+        return
+    # 7 steps across two truncations: gamma * V(s_T) joins the reward of each episode's last step (as SB3's A2C)
+    assert rollout.rewards == [1.0, 1.0, 1.45, 1.0, 1.0, 1.45, 1.0]
+    assert rollout.episode_ends == [False, False, True, False, False, True, False]
+    assert rollout.last_value == 0.5 and [info["l"] for info in rollout.episode_infos] == [3, 3]
+    # The next rollout goes on inside the third episode: 2 steps to its end, 3 of the fourth, 2 of the fifth
+    assert worker.collect_rollout().episode_ends == [False, True, False, False, True, False, False]  # type: ignore[union-attr]
+
+
+def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update():
+    """
+    A3C's update equations against SB3's A2C: on A2C's own rollout (64 CartPole steps across episode ends) and
+    from the same weights, the worker's step with ``cross_episodes`` and ``loss_reduction="mean"`` lands where
+    ``A2C.train()`` does (GAE with lambda 1 = the worker's Monte-Carlo returns bootstrapped from V).
+    """
+    # No clipping at this norm: the gradients themselves are compared (Adam's first step is about lr * sign(g))
+    settings = dict(learning_rate=1e-3, gamma=0.99, vf_coef=0.5, ent_coef=0.01, max_grad_norm=100.0, policy_kwargs=TINY)
+    a2c = A2C(
+        A3CPolicy, make_vec_env("CartPole-v1", n_envs=1, seed=0), n_steps=64, gae_lambda=1.0, use_rms_prop=False,
+        normalize_advantage=False, seed=0, **settings,
+    )  # fmt: skip
+
+    class Snapshot(BaseCallback):
+        def _on_rollout_end(self) -> None:
+            self.weights = copy.deepcopy(self.model.policy.state_dict())
+            self.last_obs, self.last_done = self.model._last_obs.copy(), bool(self.model._last_episode_starts[0])
+
+        def _on_step(self) -> bool:
+            return True
+
+    def record_gradients(optimizer: th.optim.Optimizer) -> list[th.Tensor]:
+        gradients: list[th.Tensor] = []
+        step = optimizer.step
+
+        def recording_step(*args, **kwargs):
+            gradients.extend(p.grad.clone() for group in optimizer.param_groups for p in group["params"])
+            return step(*args, **kwargs)
+
+        optimizer.step = recording_step  # type: ignore[method-assign]
+        return gradients
+
+    snapshot, a2c_gradients = Snapshot(), record_gradients(a2c.policy.optimizer)
+    a2c.learn(64, callback=snapshot)  # one rollout, one train()
+    buffer = a2c.rollout_buffer
+    starts = buffer.episode_starts[:, 0].astype(bool)
+    episode_ends = [*starts[1:], snapshot.last_done]
+    assert 1 <= sum(episode_ends) < 64, "the rollout must run across episode ends"
+
+    model = A3C(
+        "MlpPolicy", "CartPole-v1", n_workers=1, n_steps=64, cross_episodes=True, loss_reduction="mean",
+        normalize_returns=False, **settings,
+    )  # fmt: skip
+    model.policy.load_state_dict(snapshot.weights)
+    worker = in_process_worker(model)
+    worker_gradients = record_gradients(worker.optimizer)
+    last_value = 0.0 if snapshot.last_done else worker._value(snapshot.last_obs[0])
+    rollout = Rollout(
+        observations=list(buffer.observations),  # train() flattened them (one env: in time order)
+        actions=list(buffer.actions),
+        rewards=[float(r) for r in buffer.rewards[:, 0]],
+        episode_ends=episode_ends,
+        last_value=last_value,
+    )
+    worker.update(rollout)
+    assert len(worker_gradients) == len(a2c_gradients) > 0
+    for worker_gradient, a2c_gradient in zip(worker_gradients, a2c_gradients, strict=True):
+        th.testing.assert_close(worker_gradient, a2c_gradient, rtol=1e-5, atol=1e-7)
+    for name, param in a2c.policy.state_dict().items():
+        th.testing.assert_close(model.policy.state_dict()[name], param, rtol=1e-5, atol=1e-7, msg=name)
+    # And it moved: the comparison is not of two untouched networks
+    assert not th.equal(model.policy.state_dict()["action_net.weight"], snapshot.weights["action_net.weight"])

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
+from stable_baselines3 import A2C
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
@@ -35,6 +36,47 @@ class CountingEnv(gym.Env):
     def step(self, action):
         self.t += 1
         return self._obs(), 1.0, self.terminate and self.t >= self.length, False, {}
+
+
+def test_returns_across_episode_ends_by_hand():
+    # Step 1 ends an episode: G_1 = r_1 (its truncation bootstrap would be in r_1), then 1 + 0.5 * V(s_4) = 3
+    np.testing.assert_allclose(
+        discounted_returns(np.ones(4), 0.5, last_value=4.0, episode_ends=np.array([False, True, False, False])),
+        [1.5, 1.0, 2.5, 3.0],
+    )
+
+
+@pytest.mark.parametrize("time_limit", [500, 10])
+def test_fixed_batches_with_baseline_are_a2c_with_gae_lambda_1(time_limit: int):
+    """
+    ``n_steps`` mode against SB3's A2C (gae_lambda 1, Adam, normalised advantages): same seed, same envs, the same
+    runs. Two envs of CartPole, three updates of 64 steps each across episode ends (time limit 10: truncations,
+    bootstrapped from V): the weights match A2C's to float rounding (returns summed directly here, via GAE in A2C).
+    """
+    env_kwargs = dict(max_episode_steps=time_limit)
+
+    def make_env():
+        return make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=env_kwargs)
+
+    settings = dict(learning_rate=1e-3, gamma=0.99, vf_coef=0.5, ent_coef=0.01, max_grad_norm=0.5, seed=0)
+    a2c = A2C(
+        "MlpPolicy", make_env(), n_steps=64, gae_lambda=1.0, use_rms_prop=False,
+        normalize_advantage=True, policy_kwargs=dict(net_arch=[16], activation_fn=th.nn.ReLU), **settings,
+    )  # fmt: skip
+    initial = {name: param.clone() for name, param in a2c.policy.state_dict().items()}
+    a2c.learn(3 * 128)
+    # Built after A2C's run: the seed is set at construction and both draw actions from torch's global generator
+    model = REINFORCE(
+        "MlpPolicy", make_env(), n_steps=64, use_baseline=True,
+        normalize_advantage=True, policy_kwargs=dict(net_arch=[16]), **settings,
+    )  # fmt: skip
+    assert all(th.equal(param, initial[name]) for name, param in model.policy.state_dict().items())
+    model.learn(3 * 128)
+    assert model.num_timesteps == a2c.num_timesteps == 3 * 128 and model._n_updates == 3
+    assert model._episode_num > 6, "the batches must run across episode ends"
+    for name, param in a2c.policy.state_dict().items():
+        th.testing.assert_close(model.policy.state_dict()[name], param, rtol=1e-5, atol=1e-6, msg=name)
+        assert not th.equal(param, initial[name]) or name == "log_std", name
 
 
 def test_discounted_returns_by_hand():
@@ -136,6 +178,8 @@ def test_construction_errors():
         REINFORCE("MlpPolicy", "CartPole-v1", gamma=1.5)
     with pytest.raises(ValueError, match="n_episodes"):
         REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=3), n_episodes=2)
+    with pytest.raises(ValueError, match="use_baseline=True"):
+        REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32)
 
 
 def _multi_discrete_env() -> gym.Env:

@@ -29,6 +29,7 @@ from sb3_course.common.validation import (
 SelfA3C = TypeVar("SelfA3C", bound="A3C")
 
 START_METHODS = ("forkserver", "spawn")
+LOSS_REDUCTIONS = ("sum", "mean")
 
 
 class A3C(SafeFilesMixin, BaseAlgorithm):
@@ -65,6 +66,9 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
       ``total_timesteps`` is exact.
     - Time-limit truncations and ``n_steps`` rollouts bootstrap from ``V``; terminations do not. The notes'
       return normalisation (``G / ||G||``) is ``normalize_returns``; optional entropy bonus and gradient clipping.
+    - Optional, off by default: rollouts of exactly ``n_steps`` that run across episode ends (``cross_episodes``)
+      and losses averaged over the rollout (``loss_reduction="mean"``). With one worker that is SB3's A2C update
+      with ``gae_lambda=1`` (tested; the parity suite's implementation check compares the two).
 
     :param policy: The policy model to use (MlpPolicy: the course network; ActorCriticMlpPolicy: SB3's MLP)
     :param env: The environment (env id, env factory, ``gym.Env`` or ``VecEnv``); only its spaces are used here
@@ -77,6 +81,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     :param vf_coef: weight of the summed critic loss (course: 0.1)
     :param ent_coef: weight of the summed entropy bonus (0: none, as in the course)
     :param max_grad_norm: maximum gradient norm of each worker step (``inf``: no clipping, as in the course)
+    :param cross_episodes: with ``n_steps``, rollouts of exactly ``n_steps`` steps that run across episode ends,
+        the returns restarting at each (as SB3's A2C); default: a rollout ends with its episode (paper, course)
+    :param loss_reduction: ``"sum"`` of each loss term over the rollout (course) or ``"mean"`` (as A2C: the
+        gradient no longer grows with the rollout length, which matters for ``max_grad_norm``)
     :param start_method: ``"forkserver"`` (default where available) or ``"spawn"``
     :param stats_window_size: window size of the rollout statistics (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
@@ -105,6 +113,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         vf_coef: float = 0.1,
         ent_coef: float = 0.0,
         max_grad_norm: float = float("inf"),
+        cross_episodes: bool = False,
+        loss_reduction: str = "sum",
         start_method: str | None = None,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
@@ -123,6 +133,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
         check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
         check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
+        if cross_episodes and n_steps is None:
+            raise ValueError("cross_episodes=True needs n_steps: rollouts of n_steps steps that run across episode ends")
+        if loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}")
         if start_method is None:
             start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         if start_method not in START_METHODS:
@@ -160,6 +174,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         self.vf_coef = vf_coef
         self.ent_coef = ent_coef
         self.max_grad_norm = max_grad_norm
+        self.cross_episodes = cross_episodes
+        self.loss_reduction = loss_reduction
         self.start_method = start_method
         self._losses: dict[str, list[float]] = defaultdict(list)
         if _init_setup_model:
@@ -195,6 +211,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             normalize_returns=self.normalize_returns,
             total_timesteps=total_timesteps,
             seed=seed,
+            cross_episodes=self.cross_episodes,
+            loss_reduction=self.loss_reduction,
         )
 
     def _monitor_file(self) -> ResultsWriter | None:

@@ -52,17 +52,24 @@ class WorkerConfig:
     normalize_returns: bool
     total_timesteps: int
     seed: int | None
+    cross_episodes: bool = False
+    loss_reduction: str = "sum"
 
 
 @dataclass
 class Rollout:
-    """Consecutive steps of one worker and the value ``G_T`` its returns start from (0 after a termination)."""
+    """
+    Consecutive steps of one worker and the value ``G_T`` its returns start from (0 after a termination).
+    ``episode_ends[t]``: an episode ended with step ``t`` (only inside rollouts that run across episodes; a
+    truncation's bootstrap ``gamma * V(s_T)`` is then added to its reward, as SB3's on-policy algorithms do).
+    """
 
-    observations: list[np.ndarray]
-    actions: list[np.ndarray]
-    rewards: list[float]
+    observations: list[np.ndarray] = dataclasses.field(default_factory=list)
+    actions: list[np.ndarray] = dataclasses.field(default_factory=list)
+    rewards: list[float] = dataclasses.field(default_factory=list)
+    episode_ends: list[bool] = dataclasses.field(default_factory=list)
     last_value: float = 0.0
-    episode_info: dict[str, float] | None = None
+    episode_infos: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
 
 class Worker:
@@ -118,8 +125,11 @@ class Worker:
             return float(self.policy.predict_values(self.policy.obs_to_tensor(obs)[0]).item())
 
     def collect_rollout(self) -> Rollout | None:
-        """Step until the episode ends, ``n_steps`` are taken or the step budget is spent (``None``: no step)."""
-        rollout = Rollout([], [], [])
+        """
+        Step until the episode ends (unless ``cross_episodes``), ``n_steps`` are taken or the step budget is
+        spent (``None``: no step).
+        """
+        rollout = Rollout()
         while self.config.n_steps is None or len(rollout.rewards) < self.config.n_steps:
             if self.stop_event.is_set() or not self.reserve_step():
                 break
@@ -128,22 +138,28 @@ class Worker:
             rollout.observations.append(self.obs)
             rollout.actions.append(action)
             rollout.rewards.append(float(reward))
+            rollout.episode_ends.append(bool(terminated or truncated))
             self.obs = next_obs
             if terminated or truncated:
                 # A truncation bootstraps from V(s_T); a termination has G_T = 0.
-                rollout.last_value = 0.0 if terminated else self._value(next_obs)
-                rollout.episode_info = info.get("episode")
+                bootstrap = 0.0 if terminated else self._value(next_obs)
+                if "episode" in info:
+                    rollout.episode_infos.append(info["episode"])
                 self.obs, _ = self.env.reset()
-                return rollout
+                if not self.config.cross_episodes:
+                    rollout.last_value = bootstrap
+                    return rollout
+                rollout.rewards[-1] += self.config.gamma * bootstrap
         if not rollout.rewards:
             return None
-        rollout.last_value = self._value(self.obs)
+        rollout.last_value = 0.0 if rollout.episode_ends[-1] else self._value(self.obs)
         return rollout
 
     def update(self, rollout: Rollout) -> None:
         """One asynchronous gradient step on the shared parameters (001: ``update_params``)."""
         config = self.config
-        returns = discounted_returns(np.array(rollout.rewards), config.gamma, rollout.last_value)
+        episode_ends = np.array(rollout.episode_ends) if config.cross_episodes else None
+        returns = discounted_returns(np.array(rollout.rewards), config.gamma, rollout.last_value, episode_ends)
         if config.normalize_returns:
             returns = l2_normalize(returns)
         observations = obs_as_tensor(np.stack(rollout.observations), self.policy.device)
@@ -153,9 +169,11 @@ class Worker:
         values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)
         values, returns_t = values.flatten(), th.as_tensor(returns, device=self.policy.device)
         # actor = -log pi(a|s) * (G - V.detach()), critic = (V - G)^2, loss = sum(actor) + vf_coef * sum(critic)
-        policy_loss = -(log_prob * (returns_t - values.detach())).sum()
-        value_loss = (values - returns_t).pow(2).sum()
-        entropy_loss = log_prob.sum() if entropy is None else -entropy.sum()
+        # (loss_reduction "mean": means over the rollout, as A2C's loss)
+        reduce = th.sum if config.loss_reduction == "sum" else th.mean
+        policy_loss = -reduce(log_prob * (returns_t - values.detach()))
+        value_loss = reduce((values - returns_t).pow(2))
+        entropy_loss = reduce(log_prob) if entropy is None else -reduce(entropy)
         loss = policy_loss + config.vf_coef * value_loss + config.ent_coef * entropy_loss
 
         progress_remaining = 1.0 - self.counter.value / config.total_timesteps
@@ -175,10 +193,13 @@ class Worker:
             if rollout is None:
                 return
             self.update(rollout)
-            if rollout.episode_info is not None:
-                losses = {name: float(np.mean(values)) for name, values in self.losses.items()}
-                self.losses.clear()
-                self.messages.put((EPISODE, self.rank, rollout.episode_info, losses))
+            for i, episode_info in enumerate(rollout.episode_infos):
+                # The losses since the last message travel with the rollout's last episode
+                losses: dict[str, float] = {}
+                if i == len(rollout.episode_infos) - 1:
+                    losses = {name: float(np.mean(values)) for name, values in self.losses.items()}
+                    self.losses.clear()
+                self.messages.put((EPISODE, self.rank, episode_info, losses))
 
 
 def run_worker(

@@ -3,18 +3,24 @@
 import numpy as np
 
 
-def discounted_returns(rewards: np.ndarray, gamma: float, last_value: float = 0.0) -> np.ndarray:
+def discounted_returns(
+    rewards: np.ndarray, gamma: float, last_value: float = 0.0, episode_ends: np.ndarray | None = None
+) -> np.ndarray:
     """
     Discounted returns of one trajectory, computed backwards: ``G_t = r_t + gamma * G_{t+1}``.
 
     :param rewards: rewards ``r_0 .. r_{T-1}`` of the trajectory, in time order
     :param gamma: discount factor
     :param last_value: ``G_T``: 0 after a terminal state, the critic's ``V(s_T)`` to bootstrap a cut trajectory
+    :param episode_ends: for a trajectory running across episodes, whether an episode ended with step ``t``:
+        there the return restarts, ``G_t = r_t`` (a truncation's bootstrap belongs in ``r_t``, as SB3 adds it)
     :return: the returns ``G_0 .. G_{T-1}`` (float32)
     """
     returns = np.empty(len(rewards), dtype=np.float32)
     g = float(last_value)
     for t in reversed(range(len(rewards))):
+        if episode_ends is not None and episode_ends[t]:
+            g = 0.0
         g = float(rewards[t]) + gamma * g
         returns[t] = g
     return returns

@@ -71,11 +71,15 @@ MATCHING_GAPS = {
     "harmonically per episode, 0.5 / (episodes + 1) (with exploration_decay=linear on the course side, nothing: "
     "SB3's DQN then trains the course network to the same weights bit for bit)",
     "reinforce": "A2C learns from fixed 500-step rollouts bootstrapped from its critic (gae_lambda 1) where "
-    "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic",
+    "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic "
+    "(with n_steps=500 and use_baseline=True on the course side, nothing: REINFORCE's fixed-batch mode then "
+    "computes A2C's updates)",
     "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
     "per rollout of all envs and averages the loss over it, where A3C's workers update the shared weights "
     "asynchronously, each with its own Adam, from their own rollouts with summed losses (so gradient clipping "
-    "at max_grad_norm bites at a different scale)",
+    "at max_grad_norm bites at a different scale) that end at every episode end (with n_workers=1, "
+    "cross_episodes=True and loss_reduction=mean on the course side, nothing: one worker then takes A2C's "
+    "update on A2C's rollouts)",
     "course_ddpg": "SB3's DDPG (training the course's CourseDDPGPolicy network) has one learning rate (the course "
     "critic's is used for the actor too, where the course actor's is lower), an MSE critic loss (course: "
     "SmoothL1) and rl-zoo3's OU noise theta 0.15 (course: 0.1)",
@@ -96,6 +100,11 @@ SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
         "noise_std:0.1",
         "policy_kwargs:dict(actor_output='tanh')",
     ),
+    # REINFORCE's fixed-batch mode with the learned baseline: A2C's rollouts, advantages and losses
+    "reinforce": ("n_steps:500", "use_baseline:True"),
+    # One worker (no asynchrony), A2C's fixed rollouts across episode ends and its mean loss; no clipping (as the
+    # first A3C check, whose 20 A2C runs this one shares)
+    "a3c": ("n_workers:1", "max_grad_norm:1e309", "cross_episodes:True", "loss_reduction:mean"),
 }
 
 
@@ -190,7 +199,7 @@ def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
     return _matched_a2c(
         s,
         n_envs=1,
-        n_steps=500,
+        n_steps=s["n_steps"] or 500,
         normalize_advantage=s["normalize_advantage"],
         policy_kwargs=f"dict(net_arch=dict(pi={net_arch}, vf={net_arch}), activation_fn=nn.ReLU)",
     )

@@ -27,11 +27,19 @@ SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 @dataclass
 class Episode:
-    """One whole episode of one environment: observations, actions taken (unclipped) and rewards."""
+    """
+    One whole episode of one environment: observations, actions taken (unclipped) and rewards.
+
+    With ``n_steps`` (fixed batches) it is one environment's ``n_steps`` steps of a batch instead, across episode
+    ends: ``episode_ends[t]`` says an episode ended with step ``t`` (a truncation's ``gamma * V(s_T)`` is in its
+    reward) and ``last_value`` is ``V`` of the state after the last step (0 if an episode ended there).
+    """
 
     observations: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
+    episode_ends: list[bool] | None = None
+    last_value: float = 0.0
 
     def __len__(self) -> int:
         return len(self.rewards)
@@ -66,11 +74,17 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     - Optional learned baseline (``use_baseline``, advantage ``G_t - V(s_t)``, value loss weighted by ``vf_coef``)
       and entropy bonus (``ent_coef``), both off by default; gradient clipping at ``max_grad_norm`` (default: off).
     - SB3's ``ActorCriticPolicy`` initialisation (orthogonal) and Adam ``eps=1e-5`` instead of PyTorch defaults.
+    - Optional fixed-size batches (``n_steps``, off by default; RLlib's ``batch_mode="truncate_episodes"``):
+      ``n_steps`` steps per environment, episodes cut at the batch border and bootstrapped from the learned
+      baseline, truncations too. That is A2C with ``gae_lambda=1`` (the parity suite's implementation check
+      compares the two); it is not the course's whole-episode REINFORCE.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
     :param learning_rate: learning rate of Adam, constant or a schedule of the remaining progress (course: 2e-4)
     :param n_episodes: number of whole episodes per update, over all environments (course: 2)
+    :param n_steps: ``None``: batches of ``n_episodes`` whole episodes (course); an int: batches of ``n_steps``
+        steps per environment across episode ends, cut episodes bootstrapped from ``V`` (needs ``use_baseline``)
     :param gamma: discount factor (course: 1.0)
     :param normalize_advantage: standardise the advantages over the batch; without a baseline the advantages are
         the returns, so this is the course's return normalisation (course: on)
@@ -99,6 +113,7 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         env: GymEnv | str,
         learning_rate: float | Schedule = 2e-4,
         n_episodes: int = 2,
+        n_steps: int | None = None,
         gamma: float = 1.0,
         normalize_advantage: bool = True,
         use_baseline: bool = False,
@@ -117,6 +132,10 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         check_learning_rate(learning_rate)
         check_in_range("gamma", gamma, 0.0, 1.0)
         check_in_range("n_episodes", n_episodes, 1, float("inf"))
+        if n_steps is not None:
+            check_in_range("n_steps", n_steps, 1, float("inf"))
+            if not use_baseline:
+                raise ValueError("n_steps bootstraps the episodes it cuts from the learned value: set use_baseline=True")
         check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
         check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
         check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
@@ -135,9 +154,10 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             seed=seed,
             supported_action_spaces=(spaces.Discrete, spaces.Box),
         )
-        if self.env is not None and n_episodes < self.n_envs:
+        if self.env is not None and n_steps is None and n_episodes < self.n_envs:
             raise ValueError(f"n_episodes ({n_episodes}) must be at least n_envs ({self.n_envs}): each env runs a share")
         self.n_episodes = n_episodes
+        self.n_steps = n_steps
         self.gamma = gamma
         self.normalize_advantage = normalize_advantage
         self.use_baseline = use_baseline
@@ -170,6 +190,25 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             return self.policy.unscale_action(actions)
         return np.clip(actions, self.action_space.low, self.action_space.high)
 
+    def _step(self, callback: BaseCallback) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray, list[dict]] | None:
+        """
+        One ``VecEnv`` step with the current policy, counted and shown to the callback.
+
+        :return: actions taken (unclipped), new observations, rewards, dones, infos; ``None`` if the callback
+            stopped training
+        """
+        assert self.env is not None
+        with th.no_grad():
+            actions, _, _ = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+        actions = actions.cpu().numpy()
+        new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
+        self.num_timesteps += self.n_envs
+        callback.update_locals(locals())
+        if not callback.on_step():
+            return None
+        self._update_info_buffer(infos, dones)
+        return actions, new_obs, rewards, dones, infos
+
     def collect_episodes(self, callback: BaseCallback) -> list[Episode] | None:
         """
         Run the current policy until every environment has finished its share of the batch.
@@ -188,15 +227,10 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         self.policy.set_training_mode(False)
         callback.on_rollout_start()
         while shares.any():
-            with th.no_grad():
-                actions, _, _ = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
-            actions = actions.cpu().numpy()
-            new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
-            self.num_timesteps += self.n_envs
-            callback.update_locals(locals())
-            if not callback.on_step():
+            step = self._step(callback)
+            if step is None:
                 return None
-            self._update_info_buffer(infos, dones)
+            actions, new_obs, rewards, dones, _ = step
             for i in np.flatnonzero(shares):
                 running[i].observations.append(self._last_obs[i])  # type: ignore[index]
                 running[i].actions.append(actions[i])
@@ -211,6 +245,43 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         callback.on_rollout_end()
         return finished
 
+    def collect_steps(self, callback: BaseCallback) -> list[Episode] | None:
+        """
+        ``n_steps`` steps of every environment with the current policy, across episode ends (``n_steps`` mode).
+
+        :param callback: called after every ``VecEnv`` step
+        :return: one trajectory per environment, or ``None`` if the callback stopped training
+        """
+        assert self.env is not None and self.n_steps is not None
+        segments = [Episode(episode_ends=[]) for _ in range(self.n_envs)]
+        self.policy.set_training_mode(False)
+        callback.on_rollout_start()
+        for _ in range(self.n_steps):
+            step = self._step(callback)
+            if step is None:
+                return None
+            actions, new_obs, rewards, dones, infos = step
+            for i, segment in enumerate(segments):
+                reward = float(rewards[i])
+                if dones[i] and infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]:
+                    # As SB3's on-policy algorithms: a truncation bootstraps from V(s_T) inside the reward
+                    terminal_obs = self.policy.obs_to_tensor(infos[i]["terminal_observation"])[0]
+                    with th.no_grad():
+                        reward += self.gamma * float(self.policy.predict_values(terminal_obs)[0, 0])
+                segment.observations.append(self._last_obs[i])  # type: ignore[index]
+                segment.actions.append(actions[i])
+                segment.rewards.append(reward)
+                segment.episode_ends.append(bool(dones[i]))  # type: ignore[union-attr]
+            self._episode_num += int(dones.sum())
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+        with th.no_grad():
+            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device)).flatten().cpu().numpy()  # type: ignore[arg-type]
+        for segment, value in zip(segments, last_values, strict=True):
+            segment.last_value = 0.0 if segment.episode_ends[-1] else float(value)  # type: ignore[index]
+        callback.on_rollout_end()
+        return segments
+
     def train(self, episodes: list[Episode]) -> None:
         """One gradient step on the batch of whole episodes."""
         self.policy.set_training_mode(True)
@@ -219,8 +290,15 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         actions = th.as_tensor(np.concatenate([np.stack(e.actions) for e in episodes]), device=self.device)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
-        # G_t of each episode, no bootstrap: truncated episodes end like terminated ones
-        returns_np = np.concatenate([discounted_returns(np.array(e.rewards), self.gamma) for e in episodes])
+        # G_t of each episode, no bootstrap: truncated episodes end like terminated ones (n_steps: bootstrapped)
+        returns_np = np.concatenate(
+            [
+                discounted_returns(
+                    np.array(e.rewards), self.gamma, e.last_value, None if e.episode_ends is None else np.array(e.episode_ends)
+                )
+                for e in episodes
+            ]
+        )
         returns = th.as_tensor(returns_np, device=self.device)
 
         values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)
@@ -250,7 +328,8 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         self.logger.record("train/policy_loss", policy_loss.item())
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/loss", loss.item())
-        self.logger.record("train/batch_episodes", len(episodes))
+        if self.n_steps is None:
+            self.logger.record("train/batch_episodes", len(episodes))
         self.logger.record("train/batch_steps", len(returns_np))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if hasattr(self.policy, "log_std"):
@@ -286,7 +365,7 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         )
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
-            episodes = self.collect_episodes(callback)
+            episodes = self.collect_episodes(callback) if self.n_steps is None else self.collect_steps(callback)
             if episodes is None:
                 break
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
