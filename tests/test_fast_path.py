@@ -320,10 +320,11 @@ def test_relu_mlp_equals_sequential(n_inputs, relu_after_last):
     assert all(param.grad is None for param in fused.parameters()) and inp.grad is not None
 
 
-@pytest.mark.parametrize("frozen_weights", [False, True])
-def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights):
+@pytest.mark.parametrize("frozen_weights,state_grad", [(False, True), (True, True), (True, False)])
+def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights, state_grad):
     # CourseDDPG's Q-network runs as one autograd node (_EncoderQFunction) when its networks are ReLU MLPs: the
-    # same output and gradients, bit for bit, as its fused modules composed by autograd
+    # same output and gradients, bit for bit, as its fused modules composed by autograd. Frozen weights and no
+    # state gradient (the actor loss): only the action's columns of the estimator's input gradient are computed.
     from sb3_course.ddpg.policies import EncoderQNetwork
 
     th.manual_seed(0)
@@ -337,7 +338,7 @@ def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights):
     for net in (q_net, composed):
         for param in net.parameters():
             param.requires_grad_(not frozen_weights)
-        inputs = [features.clone().requires_grad_(True), actions.clone().requires_grad_(True)]
+        inputs = [features.clone().requires_grad_(state_grad), actions.clone().requires_grad_(True)]
         output = net(*inputs)
         assert (type(output.grad_fn).__name__ == "_EncoderQFunctionBackward") == (net is q_net)
         output.square().sum().backward()
@@ -345,6 +346,30 @@ def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights):
     assert [grad is None for grad in grads[0]] == [grad is None for grad in grads[1]]
     assert all(a is None or th.equal(a, b) for a, b in zip(*grads, strict=True))
     assert frozen_weights == all(param.grad is None for param in q_net.parameters())
+
+
+@pytest.mark.parametrize("zero_rows", [0, 64, 200, 256])
+def test_input_gradient_of_frozen_relu_mlp_skips_rows_without_gradient(zero_rows):
+    # The minimum of twin critics sends each sample's actor-loss gradient through one critic: the others' rows
+    # are zero, and with at most SPARSE_ROWS of the rows left the products run on those only (same values)
+    from sb3_course.common.fast_path import SPARSE_ROWS, fuse_relu_mlps
+
+    th.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    fused = fuse_relu_mlps(copy.deepcopy(plain))
+    for param in [*plain.parameters(), *fused.parameters()]:
+        param.requires_grad_(False)
+    output_grad = th.randn(256, 1)
+    output_grad[th.randperm(256)[:zero_rows]] = 0.0
+    grads = []
+    for net in (plain, fused):
+        x = th.randn(256, 4, generator=th.Generator().manual_seed(1)).requires_grad_(True)
+        net(x).backward(output_grad)
+        grads.append(x.grad)
+    sparse = 0 < 256 - zero_rows <= SPARSE_ROWS * 256
+    assert sparse == (zero_rows in (64, 200))
+    th.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)  # (W^T g^T)^T on 4 inputs: to rounding
+    assert th.equal(grads[1][output_grad[:, 0] == 0], th.zeros(zero_rows, 4))
 
 
 def test_narrow_input_linear_outside_a_relu_mlp():

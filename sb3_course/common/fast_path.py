@@ -183,6 +183,8 @@ class FastPolicyMixin:
 # Layers with at most this many inputs take their weight gradient as (x^T g)^T and their input gradient as
 # (W^T g^T)^T (see NarrowInputLinear)
 NARROW_INPUTS = 16
+# An input gradient is computed on the rows with a nonzero output gradient when they are at most this share
+SPARSE_ROWS = 0.75
 
 
 def linear_weight_grad(grad: th.Tensor, inputs: th.Tensor) -> th.Tensor:
@@ -283,25 +285,42 @@ def relu_mlp_forward(x: th.Tensor, params: Sequence[th.Tensor], relu_after_last:
         inputs.append(hidden)
         hidden = F.linear(hidden, weight, bias)
         if index < len(weights) - 1 or relu_after_last:
-            hidden = th.relu(hidden)
+            # In place on the layer's own output (nothing else holds it): one fresh batch-size buffer less to
+            # write per layer; the backward pass needs only the ReLU's output
+            hidden = th.relu_(hidden)
     return hidden, inputs
 
 
 def relu_mlp_backward(
-    grad: th.Tensor, inputs: Sequence[th.Tensor], weights: Sequence[th.Tensor], needs: Sequence[bool], needs_input: bool
+    grad: th.Tensor,
+    inputs: Sequence[th.Tensor],
+    weights: Sequence[th.Tensor],
+    needs: Sequence[bool],
+    needs_input: bool,
+    input_columns: slice | None = None,
 ) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
     """
     Backward pass of linear layers with ReLU between them (autograd's operations, see :class:`_ReluMLPFunction`).
+
+    Where only the input's gradient is wanted (frozen weights: an actor loss through a critic) and the batch's
+    gradient is zero on many rows (the minimum of twin critics sends each sample's gradient through one of
+    them), the products run on the other rows only (:func:`_input_grad_of_rows`).
 
     :param grad: gradient of the last layer's output (before any ReLU after it)
     :param inputs: each layer's input, as saved in the forward pass
     :param weights: each layer's weight
     :param needs: for weight and bias of each layer in turn, whether its gradient is wanted
     :param needs_input: whether the gradient of the first layer's input is wanted
+    :param input_columns: only these columns of the input's gradient are wanted (``None``: all)
     :return: the input's gradient (or ``None``) and the parameters' (``None`` where not wanted)
     """
     n = len(weights)
     param_grads: list[th.Tensor | None] = [None] * (2 * n)
+    # A critic's output gradient (few columns); nonzero() would synchronise a GPU
+    if needs_input and not any(needs) and grad.shape[1] <= NARROW_INPUTS and grad.device.type == "cpu":
+        rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
+        if 0 < rows.numel() <= SPARSE_ROWS * grad.shape[0]:
+            return _input_grad_of_rows(grad, rows, inputs, weights, input_columns), param_grads
     for index in reversed(range(n)):
         if needs[2 * index]:
             param_grads[2 * index] = linear_weight_grad(grad, inputs[index])
@@ -309,10 +328,26 @@ def relu_mlp_backward(
             param_grads[2 * index + 1] = grad.sum(0)
         if index == 0 and not needs_input:
             return None, param_grads
-        grad = linear_input_grad(grad, weights[index])
+        weight = weights[index] if index > 0 or input_columns is None else weights[index][:, input_columns]
+        grad = linear_input_grad(grad, weight)
         if index > 0:  # through the ReLU whose output is this layer's input
             grad = th.ops.aten.threshold_backward(grad, inputs[index], 0)
     return grad, param_grads
+
+
+def _input_grad_of_rows(
+    grad: th.Tensor, rows: th.Tensor, inputs: Sequence[th.Tensor], weights: Sequence[th.Tensor], input_columns: slice | None
+) -> th.Tensor:
+    """
+    The input gradient of :func:`relu_mlp_backward` computed on ``rows`` only: the other rows' output gradient is
+    zero, so is their input gradient (each row's is its own ``g W`` products and ReLU masks).
+    """
+    row_inputs = [inputs[0], *(hidden.index_select(0, rows) for hidden in inputs[1:])]
+    no_params = [False] * (2 * len(weights))
+    row_grad, _ = relu_mlp_backward(grad.index_select(0, rows), row_inputs, weights, no_params, True, input_columns)
+    assert row_grad is not None
+    full = row_grad.new_zeros(grad.shape[0], row_grad.shape[1])
+    return full.index_copy_(0, rows, row_grad)
 
 
 class ReluMLP(th.nn.Sequential):
@@ -332,7 +367,8 @@ class ReluMLP(th.nn.Sequential):
             params = [param for layer in layers if isinstance(layer, th.nn.Linear) for param in (layer.weight, layer.bias)]
             return _ReluMLPFunction.apply(x, self.relu_after_last, *params)
         for layer in layers:
-            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, th.nn.Linear) else th.relu(x)
+            # ReLU in place on the output of the Linear before it (a ReluMLP starts with a Linear)
+            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, th.nn.Linear) else th.relu_(x)
         return x
 
 

@@ -1,7 +1,6 @@
 from typing import Any, ClassVar, Literal
 
 import torch as th
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
@@ -58,6 +57,26 @@ class ClampedActor(Actor):
 ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
 
 
+def encode(
+    features: th.Tensor,
+    actions: th.Tensor,
+    state_weight: th.Tensor,
+    state_bias: th.Tensor,
+    action_weight: th.Tensor,
+    action_bias: th.Tensor,
+) -> th.Tensor:
+    """
+    ``[relu(state_encoder(s)), relu(action_encoder(a))]``: each encoder's product written straight into its
+    columns of the concatenation (``addmm`` into a strided view), the ReLU in place; bit for bit the same as
+    ``th.cat`` of the two ReLU outputs without their two buffers and the copy.
+    """
+    split = state_weight.shape[0]
+    encoded = features.new_empty(features.shape[0], split + action_weight.shape[0])
+    th.addmm(state_bias, features, state_weight.t(), out=encoded[:, :split])
+    th.addmm(action_bias, actions, action_weight.t(), out=encoded[:, split:])
+    return encoded.relu_()
+
+
 class _EncoderQFunction(th.autograd.Function):
     """
     :class:`EncoderQNetwork` with ReLU (its encoders and ``q_estimator`` made :class:`ReluMLP` by
@@ -70,26 +89,34 @@ class _EncoderQFunction(th.autograd.Function):
     @staticmethod
     def forward(ctx: Any, features: th.Tensor, actions: th.Tensor, *params: th.Tensor) -> th.Tensor:
         state_weight, state_bias, action_weight, action_bias, *head = params
-        encoded_state = th.relu(F.linear(features, state_weight, state_bias))
-        encoded_action = th.relu(F.linear(actions, action_weight, action_bias))
-        hidden, inputs = relu_mlp_forward(th.cat([encoded_state, encoded_action], dim=1), head, relu_after_last=False)
+        encoded = encode(features, actions, state_weight, state_bias, action_weight, action_bias)
+        hidden, inputs = relu_mlp_forward(encoded, head, relu_after_last=False)
         weights = head[0::2]
         ctx.n_layers = len(weights)
-        ctx.save_for_backward(features, actions, encoded_state, encoded_action, state_weight, action_weight, *inputs, *weights)
+        ctx.save_for_backward(features, actions, state_weight, action_weight, *inputs, *weights)
         return hidden
 
     @staticmethod
     def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        features, actions, encoded_state, encoded_action, state_weight, action_weight, *saved = ctx.saved_tensors
+        features, actions, state_weight, action_weight, *saved = ctx.saved_tensors
         n, needs = ctx.n_layers, ctx.needs_input_grad
-        grad_hidden, head_grads = relu_mlp_backward(grad, saved[:n], saved[n:], needs[6:], any(needs[:6]))
+        split = state_weight.shape[0]
+        encoded_state, encoded_action = saved[0][:, :split], saved[0][:, split:]  # the estimator's input
+        state_path, action_path = needs[0] or any(needs[2:4]), needs[1] or any(needs[4:6])
+        # Only the action encoder's part of the concatenation's gradient when the state path is frozen (an actor
+        # loss through the critic): half of the first estimator layer's input-gradient product
+        columns = slice(split, None) if action_path and not state_path else None
+        grad_hidden, head_grads = relu_mlp_backward(grad, saved[:n], saved[n:], needs[6:], state_path or action_path, columns)
         if grad_hidden is None:
             return (None,) * 6 + tuple(head_grads)
         # the concatenation's backward: a slice per encoder, then through its ReLU and its layer
-        split = encoded_state.shape[1]
-        grad_state = th.ops.aten.threshold_backward(grad_hidden[:, :split], encoded_state, 0)
-        grad_action = th.ops.aten.threshold_backward(grad_hidden[:, split:], encoded_action, 0)
-        grad_features, state_grads = relu_mlp_backward(grad_state, [features], [state_weight], needs[2:4], needs[0])
+        grad_features, grad_actions = None, None
+        state_grads: list[th.Tensor | None] = [None, None]
+        if columns is None:
+            grad_state = th.ops.aten.threshold_backward(grad_hidden[:, :split], encoded_state, 0)
+            grad_features, state_grads = relu_mlp_backward(grad_state, [features], [state_weight], needs[2:4], needs[0])
+            grad_hidden = grad_hidden[:, split:]
+        grad_action = th.ops.aten.threshold_backward(grad_hidden, encoded_action, 0)
         grad_actions, action_grads = relu_mlp_backward(grad_action, [actions], [action_weight], needs[4:6], needs[1])
         return (grad_features, grad_actions, *state_grads, *action_grads, *head_grads)
 
@@ -124,16 +151,17 @@ class EncoderQNetwork(nn.Module):
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
         encoders, head = (self.state_encoder, self.action_encoder), self.q_estimator
         if (
-            th.is_grad_enabled()
-            and features.dim() == actions.dim() == 2
+            features.dim() == actions.dim() == 2
             and all(type(encoder) is ReluMLP and len(encoder) == 2 for encoder in encoders)
             and type(head) is ReluMLP
             and not head.relu_after_last
         ):
-            # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
             layers = [encoders[0][0], encoders[1][0], *list(head)[0::2]]
-            params = [param for layer in layers for param in (layer.weight, layer.bias)]
-            return _EncoderQFunction.apply(features, actions, *params)
+            params: list[th.Tensor] = [param for layer in layers for param in (layer.weight, layer.bias)]  # type: ignore[misc]
+            if th.is_grad_enabled():
+                # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
+                return _EncoderQFunction.apply(features, actions, *params)
+            return head(encode(features, actions, *params[:4]))
         return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 
