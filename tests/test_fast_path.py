@@ -21,7 +21,8 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 
 from sb3_course import CourseDDPG, CourseDQN, CourseSAC
-from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, fuse_relu_mlps, set_module_mode, soft_update
+from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, set_module_mode, soft_update
+from sb3_course.common.fused_mlp import fuse_relu_mlps
 from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
 
 NOT_FUSED = dict(optimizer_kwargs=dict(fused=False))
@@ -286,7 +287,7 @@ def test_predict_switches_to_evaluation_mode_and_takes_sb3s_path_otherwise(case)
 @pytest.mark.parametrize("n_inputs", [3, 4, 300])
 @pytest.mark.parametrize("relu_after_last", [False, True])
 def test_relu_mlp_equals_sequential(n_inputs, relu_after_last):
-    from sb3_course.common.fast_path import NARROW_INPUTS, ReluMLP, fuse_relu_mlps
+    from sb3_course.common.fused_mlp import NARROW_INPUTS, ReluMLP, fuse_relu_mlps
 
     th.manual_seed(0)
     layers = [nn.Linear(n_inputs, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 8)]
@@ -352,7 +353,7 @@ def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights, state_
 def test_input_gradient_of_frozen_relu_mlp_skips_rows_without_gradient(zero_rows):
     # The minimum of twin critics sends each sample's actor-loss gradient through one critic: the others' rows
     # are zero, and with at most SPARSE_ROWS of the rows left the products run on those only (same values)
-    from sb3_course.common.fast_path import SPARSE_ROWS, fuse_relu_mlps
+    from sb3_course.common.fused_mlp import SPARSE_ROWS, fuse_relu_mlps
 
     th.manual_seed(0)
     plain = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
@@ -373,7 +374,7 @@ def test_input_gradient_of_frozen_relu_mlp_skips_rows_without_gradient(zero_rows
 
 
 def test_narrow_input_linear_outside_a_relu_mlp():
-    from sb3_course.common.fast_path import NarrowInputLinear, fuse_relu_mlps
+    from sb3_course.common.fused_mlp import NarrowInputLinear, fuse_relu_mlps
 
     th.manual_seed(0)
     plain = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 1))
@@ -390,7 +391,7 @@ def test_narrow_input_linear_outside_a_relu_mlp():
 
 
 def test_course_policies_run_their_mlps_fused():
-    from sb3_course.common.fast_path import NarrowInputLinear, ReluMLP
+    from sb3_course.common.fused_mlp import NarrowInputLinear, ReluMLP
 
     sac = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(TINY))
     ddpg = CourseDDPG("MlpPolicy", "Pendulum-v1")

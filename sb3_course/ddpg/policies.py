@@ -9,7 +9,8 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin, ReluMLP, fuse_relu_mlps, relu_mlp_backward, relu_mlp_forward
+from sb3_course.common.fast_path import FastPolicyMixin
+from sb3_course.common.fused_mlp import ReluMLP, fuse_relu_mlps, relu_mlp_backward, relu_mlp_forward
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}

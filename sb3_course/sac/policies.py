@@ -12,7 +12,8 @@ from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin, fuse_relu_mlps, linear_input_grad, linear_weight_grad
+from sb3_course.common.fast_path import FastPolicyMixin
+from sb3_course.common.fused_mlp import fuse_relu_mlps, linear_input_grad, linear_weight_grad
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
