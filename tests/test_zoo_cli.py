@@ -175,8 +175,8 @@ BAD_INPUTS = {
         "unknown_key.yml [CartPole-v1]: 'target_update' is not a constructor argument of CourseDQN",
     ),
     "unknown -params key": (
-        ["--algo", "reinforce", "--env", "CartPole-v1", "-params", "n_steps:5"],
-        "-params: 'n_steps' is not a constructor argument of REINFORCE",
+        ["--algo", "reinforce", "--env", "CartPole-v1", "-params", "gae_lambda:0.9"],
+        "-params: 'gae_lambda' is not a constructor argument of REINFORCE",
     ),
     "malformed YAML": (
         ["--algo", "course_dqn", "--env", "CartPole-v1", "-conf", "malformed.yml"],
