@@ -25,6 +25,7 @@ from sb3_course import A3C
 from sb3_course.a3c import A3CPolicy, A3CWorkerError
 from sb3_course.a3c import worker as a3c_worker
 from sb3_course.a3c.worker import Rollout, Worker, env_factory_from_vec_env
+from sb3_course.common.returns import discounted_returns
 from sb3_course.common.wrappers import CourseA3CReward
 
 TINY = dict(net_arch=dict(trunk=[8, 8], vf=[8]))
@@ -191,9 +192,12 @@ def test_rollouts_end_with_the_episode_or_run_across_it(cross_episodes):
     rollout = worker.collect_rollout()
     assert rollout is not None
     if not cross_episodes:
-        # Cut at the truncation, bootstrapped from V(s_3)
-        assert (rollout.rewards, rollout.episode_ends, rollout.last_value) == ([1.0] * 3, [False, False, True], 0.5)
+        # Cut at the truncation, bootstrapped from V(s_3) in the last reward (as across episodes below)
+        assert (rollout.rewards, rollout.episode_ends, rollout.last_value) == ([1.0, 1.0, 1.45], [False, False, True], 0.0)
         assert len(rollout.episode_infos) == 1
+        # G_2 = 1 + 0.9 * V(s_3), G_1 = 1 + 0.9 * G_2, G_0 = 1 + 0.9 * G_1
+        returns = discounted_returns(np.array(rollout.rewards), 0.9, rollout.last_value, rollout.episode_ends)
+        np.testing.assert_allclose(returns, [3.0745, 2.305, 1.45], rtol=1e-6)
         return
     # 7 steps across two truncations: gamma * V(s_T) joins the reward of each episode's last step (as SB3's A2C)
     assert rollout.rewards == [1.0, 1.0, 1.45, 1.0, 1.0, 1.45, 1.0]

@@ -59,9 +59,9 @@ class WorkerConfig:
 @dataclass
 class Rollout:
     """
-    Consecutive steps of one worker and the value ``G_T`` its returns start from (0 after a termination).
-    ``episode_ends[t]``: an episode ended with step ``t`` (only inside rollouts that run across episodes; a
-    truncation's bootstrap ``gamma * V(s_T)`` is then added to its reward, as SB3's on-policy algorithms do).
+    Consecutive steps of one worker and the value ``G_T`` its returns start from (``V`` of the state after the last
+    step; 0 if an episode ended there). ``episode_ends[t]``: an episode ended with step ``t``; a truncation's
+    bootstrap ``gamma * V(s_T)`` is in that step's reward, as SB3's on-policy algorithms add it.
     """
 
     observations: list[np.ndarray] = dataclasses.field(default_factory=list)
@@ -141,15 +141,13 @@ class Worker:
             rollout.episode_ends.append(bool(terminated or truncated))
             self.obs = next_obs
             if terminated or truncated:
-                # A truncation bootstraps from V(s_T); a termination has G_T = 0.
-                bootstrap = 0.0 if terminated else self._value(next_obs)
+                if not terminated:  # a truncation bootstraps from V(s_T); a termination has G_T = 0
+                    rollout.rewards[-1] += self.config.gamma * self._value(next_obs)
                 if "episode" in info:
                     rollout.episode_infos.append(info["episode"])
                 self.obs, _ = self.env.reset()
                 if not self.config.cross_episodes:
-                    rollout.last_value = bootstrap
                     return rollout
-                rollout.rewards[-1] += self.config.gamma * bootstrap
         if not rollout.rewards:
             return None
         rollout.last_value = 0.0 if rollout.episode_ends[-1] else self._value(self.obs)
@@ -158,8 +156,7 @@ class Worker:
     def update(self, rollout: Rollout) -> None:
         """One asynchronous gradient step on the shared parameters (001: ``update_params``)."""
         config = self.config
-        episode_ends = np.array(rollout.episode_ends) if config.cross_episodes else None
-        returns = discounted_returns(np.array(rollout.rewards), config.gamma, rollout.last_value, episode_ends)
+        returns = discounted_returns(np.array(rollout.rewards), config.gamma, rollout.last_value, rollout.episode_ends)
         if config.normalize_returns:
             returns = l2_normalize(returns)
         observations = obs_as_tensor(np.stack(rollout.observations), self.policy.device)

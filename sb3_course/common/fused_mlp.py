@@ -151,13 +151,25 @@ def relu_mlp_backward(
     :param input_columns: only these columns of the input's gradient are wanted (``None``: all)
     :return: the input's gradient (or ``None``) and the parameters' (``None`` where not wanted)
     """
-    n = len(weights)
-    param_grads: list[th.Tensor | None] = [None] * (2 * n)
     # A critic's output gradient (few columns); nonzero() would synchronise a GPU
     if needs_input and not any(needs) and grad.shape[1] <= NARROW_INPUTS and grad.device.type == "cpu":
         rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
         if 0 < rows.numel() <= SPARSE_ROWS * grad.shape[0]:
-            return _input_grad_of_rows(grad, rows, inputs, weights, input_columns), param_grads
+            return _input_grad_of_rows(grad, rows, inputs, weights, input_columns), [None] * len(needs)
+    return _layers_backward(grad, inputs, weights, needs, needs_input, input_columns)
+
+
+def _layers_backward(
+    grad: th.Tensor,
+    inputs: Sequence[th.Tensor],
+    weights: Sequence[th.Tensor],
+    needs: Sequence[bool],
+    needs_input: bool,
+    input_columns: slice | None,
+) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
+    """:func:`relu_mlp_backward` on every row of the batch, layer by layer (same arguments and result)."""
+    n = len(weights)
+    param_grads: list[th.Tensor | None] = [None] * (2 * n)
     for index in reversed(range(n)):
         if needs[2 * index]:
             param_grads[2 * index] = linear_weight_grad(grad, inputs[index])
@@ -181,7 +193,7 @@ def _input_grad_of_rows(
     """
     row_inputs = [inputs[0], *(hidden.index_select(0, rows) for hidden in inputs[1:])]
     no_params = [False] * (2 * len(weights))
-    row_grad, _ = relu_mlp_backward(grad.index_select(0, rows), row_inputs, weights, no_params, True, input_columns)
+    row_grad, _ = _layers_backward(grad.index_select(0, rows), row_inputs, weights, no_params, True, input_columns)
     assert row_grad is not None
     full = row_grad.new_zeros(grad.shape[0], row_grad.shape[1])
     return full.index_copy_(0, rows, row_grad)

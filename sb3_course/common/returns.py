@@ -1,10 +1,12 @@
 """Monte-Carlo returns and their normalisations, shared by REINFORCE and A3C."""
 
+from collections.abc import Sequence
+
 import numpy as np
 
 
 def discounted_returns(
-    rewards: np.ndarray, gamma: float, last_value: float = 0.0, episode_ends: np.ndarray | None = None
+    rewards: np.ndarray, gamma: float, last_value: float = 0.0, episode_ends: Sequence[bool] | None = None
 ) -> np.ndarray:
     """
     Discounted returns of one trajectory, computed backwards: ``G_t = r_t + gamma * G_{t+1}``.

@@ -157,12 +157,13 @@ class EncoderQNetwork(nn.Module):
             and type(head) is ReluMLP
             and not head.relu_after_last
         ):
-            layers = [encoders[0][0], encoders[1][0], *list(head)[0::2]]
-            params: list[th.Tensor] = [param for layer in layers for param in (layer.weight, layer.bias)]  # type: ignore[misc]
-            if th.is_grad_enabled():
-                # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
-                return _EncoderQFunction.apply(features, actions, *params)
-            return head(encode(features, actions, *params[:4]))
+            state, action = encoders[0][0], encoders[1][0]
+            encoder_params = [state.weight, state.bias, action.weight, action.bias]
+            if not th.is_grad_enabled():
+                return head(encode(features, actions, *encoder_params))  # type: ignore[arg-type]
+            # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
+            head_params = [param for layer in list(head)[0::2] for param in (layer.weight, layer.bias)]
+            return _EncoderQFunction.apply(features, actions, *encoder_params, *head_params)
         return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 

@@ -292,12 +292,7 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             actions = actions.long().flatten()
         # G_t of each episode, no bootstrap: truncated episodes end like terminated ones (n_steps: bootstrapped)
         returns_np = np.concatenate(
-            [
-                discounted_returns(
-                    np.array(e.rewards), self.gamma, e.last_value, None if e.episode_ends is None else np.array(e.episode_ends)
-                )
-                for e in episodes
-            ]
+            [discounted_returns(np.array(e.rewards), self.gamma, e.last_value, e.episode_ends) for e in episodes]
         )
         returns = th.as_tensor(returns_np, device=self.device)
 
