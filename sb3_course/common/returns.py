@@ -1,4 +1,4 @@
-"""Monte-Carlo returns and their normalisations, shared by REINFORCE and A3C."""
+"""Monte-Carlo returns and their normalisation, shared by REINFORCE and A3C."""
 
 from collections.abc import Sequence
 
@@ -26,20 +26,6 @@ def discounted_returns(
         g = float(rewards[t]) + gamma * g
         returns[t] = g
     return returns
-
-
-def standardize(values: np.ndarray, eps: float = 1e-8) -> np.ndarray:
-    """
-    ``(x - mean(x)) / (std(x) + eps)`` with the unbiased standard deviation, as ``torch.Tensor.std`` (REINFORCE
-    notes, ``use_norm=True``); a single value is only centred.
-
-    :param values: returns or advantages of the whole batch
-    :param eps: added to the standard deviation
-    """
-    centred = values - values.mean()
-    if values.size < 2:
-        return centred
-    return centred / (values.std(ddof=1) + eps)
 
 
 def l2_normalize(values: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -1,10 +1,11 @@
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
@@ -13,7 +14,7 @@ from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
-from sb3_course.common.returns import discounted_returns, standardize
+from sb3_course.common.returns import discounted_returns
 from sb3_course.common.validation import (
     check_in_range,
     check_learning_rate,
@@ -27,22 +28,26 @@ SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 @dataclass
 class Episode:
-    """
-    One whole episode of one environment: observations, actions taken (unclipped) and rewards.
-
-    With ``n_steps`` (fixed batches) it is one environment's ``n_steps`` steps of a batch instead, across episode
-    ends: ``episode_ends[t]`` says an episode ended with step ``t`` (a truncation's ``gamma * V(s_T)`` is in its
-    reward) and ``last_value`` is ``V`` of the state after the last step (0 if an episode ended there).
-    """
+    """One whole episode of one environment: observations, actions taken (unclipped) and rewards."""
 
     observations: list[np.ndarray] = field(default_factory=list)
     actions: list[np.ndarray] = field(default_factory=list)
     rewards: list[float] = field(default_factory=list)
-    episode_ends: list[bool] | None = None
-    last_value: float = 0.0
 
     def __len__(self) -> int:
         return len(self.rewards)
+
+
+class _Step(NamedTuple):
+    """One ``VecEnv`` step: actions taken (unclipped), the policy's values and log-probabilities, the results."""
+
+    actions: np.ndarray
+    values: th.Tensor
+    log_probs: th.Tensor
+    new_obs: Any
+    rewards: np.ndarray
+    dones: np.ndarray
+    infos: list[dict]
 
 
 class REINFORCE(SafeFilesMixin, BaseAlgorithm):
@@ -76,8 +81,9 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     - SB3's ``ActorCriticPolicy`` initialisation (orthogonal) and Adam ``eps=1e-5`` instead of PyTorch defaults.
     - Optional fixed-size batches (``n_steps``, off by default; RLlib's ``batch_mode="truncate_episodes"``):
       ``n_steps`` steps per environment, episodes cut at the batch border and bootstrapped from the learned
-      baseline, truncations too. That is A2C with ``gae_lambda=1`` (the parity suite's implementation check
-      compares the two); it is not the course's whole-episode REINFORCE.
+      baseline, truncations too. That is A2C with ``gae_lambda=1``, and it is collected and computed as A2C does
+      (SB3's ``RolloutBuffer``, its float32 returns and its shuffled batch), so the two compute the same runs (the
+      parity suite's implementation check compares them); it is not the course's whole-episode REINFORCE.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -172,6 +178,16 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         self.set_random_seed(self.seed)
         self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
         self.policy = self.policy.to(self.device)
+        if self.n_steps is not None:
+            self.rollout_buffer = RolloutBuffer(
+                self.n_steps,
+                self.observation_space,
+                self.action_space,
+                device=self.device,
+                gamma=self.gamma,
+                gae_lambda=1.0,  # Monte-Carlo returns inside the batch, bootstrapped at its border
+                n_envs=self.n_envs,
+            )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         # Adam's moments too (as OnPolicyAlgorithm): a loaded model trains on as the saved one would have
@@ -190,16 +206,15 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             return self.policy.unscale_action(actions)
         return np.clip(actions, self.action_space.low, self.action_space.high)
 
-    def _step(self, callback: BaseCallback) -> tuple[np.ndarray, Any, np.ndarray, np.ndarray, list[dict]] | None:
+    def _step(self, callback: BaseCallback) -> _Step | None:
         """
         One ``VecEnv`` step with the current policy, counted and shown to the callback.
 
-        :return: actions taken (unclipped), new observations, rewards, dones, infos; ``None`` if the callback
-            stopped training
+        :return: the step, or ``None`` if the callback stopped training
         """
         assert self.env is not None
         with th.no_grad():
-            actions, _, _ = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+            actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
         actions = actions.cpu().numpy()
         new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
         self.num_timesteps += self.n_envs
@@ -207,7 +222,7 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         if not callback.on_step():
             return None
         self._update_info_buffer(infos, dones)
-        return actions, new_obs, rewards, dones, infos
+        return _Step(actions, values, log_probs, new_obs, rewards, dones, infos)
 
     def collect_episodes(self, callback: BaseCallback) -> list[Episode] | None:
         """
@@ -230,77 +245,98 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             step = self._step(callback)
             if step is None:
                 return None
-            actions, new_obs, rewards, dones, _ = step
             for i in np.flatnonzero(shares):
                 running[i].observations.append(self._last_obs[i])  # type: ignore[index]
-                running[i].actions.append(actions[i])
-                running[i].rewards.append(float(rewards[i]))
-                if dones[i]:
+                running[i].actions.append(step.actions[i])
+                running[i].rewards.append(float(step.rewards[i]))
+                if step.dones[i]:
                     finished.append(running[i])
                     running[i] = Episode()
                     shares[i] -= 1
                     self._episode_num += 1
-            self._last_obs = new_obs  # type: ignore[assignment]
-            self._last_episode_starts = dones
+            self._last_obs = step.new_obs
+            self._last_episode_starts = step.dones
         callback.on_rollout_end()
         return finished
 
-    def collect_steps(self, callback: BaseCallback) -> list[Episode] | None:
+    def collect_steps(self, callback: BaseCallback) -> bool:
         """
-        ``n_steps`` steps of every environment with the current policy, across episode ends (``n_steps`` mode).
+        ``n_steps`` steps of every environment with the current policy, across episode ends, into the rollout
+        buffer with their returns (``n_steps`` mode): the steps of SB3's ``OnPolicyAlgorithm.collect_rollouts``.
 
         :param callback: called after every ``VecEnv`` step
-        :return: one trajectory per environment, or ``None`` if the callback stopped training
+        :return: whether the batch is complete (``False`` if the callback stopped training)
         """
-        assert self.env is not None and self.n_steps is not None
-        segments = [Episode(episode_ends=[]) for _ in range(self.n_envs)]
+        assert self.n_steps is not None
+        self.rollout_buffer.reset()
         self.policy.set_training_mode(False)
         callback.on_rollout_start()
         for _ in range(self.n_steps):
             step = self._step(callback)
             if step is None:
-                return None
-            actions, new_obs, rewards, dones, infos = step
-            for i, segment in enumerate(segments):
-                reward = float(rewards[i])
-                if dones[i] and infos[i].get("TimeLimit.truncated", False) and "terminal_observation" in infos[i]:
-                    # As SB3's on-policy algorithms: a truncation bootstraps from V(s_T) inside the reward
-                    terminal_obs = self.policy.obs_to_tensor(infos[i]["terminal_observation"])[0]
+                return False
+            actions, rewards = step.actions, step.rewards
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+            for i in np.flatnonzero(step.dones):
+                info = step.infos[i]
+                if info.get("terminal_observation") is not None and info.get("TimeLimit.truncated", False):
+                    # A truncation bootstraps from V(s_T) inside the reward (as SB3's on-policy algorithms)
+                    terminal_obs = self.policy.obs_to_tensor(info["terminal_observation"])[0]
                     with th.no_grad():
-                        reward += self.gamma * float(self.policy.predict_values(terminal_obs)[0, 0])
-                segment.observations.append(self._last_obs[i])  # type: ignore[index]
-                segment.actions.append(actions[i])
-                segment.rewards.append(reward)
-                segment.episode_ends.append(bool(dones[i]))  # type: ignore[union-attr]
-            self._episode_num += int(dones.sum())
-            self._last_obs = new_obs  # type: ignore[assignment]
-            self._last_episode_starts = dones
+                        terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
+                    rewards[i] += self.gamma * terminal_value
+            self.rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                step.values,
+                step.log_probs,
+            )
+            self._episode_num += int(step.dones.sum())
+            self._last_obs = step.new_obs
+            self._last_episode_starts = step.dones
         with th.no_grad():
-            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device)).flatten().cpu().numpy()  # type: ignore[arg-type]
-        for segment, value in zip(segments, last_values, strict=True):
-            segment.last_value = 0.0 if segment.episode_ends[-1] else float(value)  # type: ignore[index]
+            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+        assert self._last_episode_starts is not None
+        self.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=self._last_episode_starts)
         callback.on_rollout_end()
-        return segments
+        return True
 
-    def train(self, episodes: list[Episode]) -> None:
-        """One gradient step on the batch of whole episodes."""
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
+    def _episodes_batch(self, episodes: list[Episode]) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        """Observations, actions and returns ``G_t`` of whole episodes, no bootstrap (truncations end them too)."""
         observations = obs_as_tensor(np.concatenate([np.stack(e.observations) for e in episodes]), self.device)
         actions = th.as_tensor(np.concatenate([np.stack(e.actions) for e in episodes]), device=self.device)
+        returns = np.concatenate([discounted_returns(np.array(e.rewards), self.gamma) for e in episodes])
+        return observations, actions, th.as_tensor(returns, device=self.device)  # type: ignore[return-value]
+
+    def train(self, episodes: list[Episode] | None = None) -> None:
+        """
+        One gradient step on a batch: whole ``episodes``, or (``n_steps`` mode, ``None``) the rollout buffer.
+        """
+        self.policy.set_training_mode(True)
+        self._update_learning_rate(self.policy.optimizer)
+        buffered_advantages = None
+        if episodes is not None:
+            observations, actions, returns = self._episodes_batch(episodes)
+        else:
+            # One batch of the whole buffer, shuffled as A2C's (the order only changes float rounding of the means)
+            (batch,) = self.rollout_buffer.get(batch_size=None)
+            observations, actions, returns = batch.observations, batch.actions, batch.returns  # type: ignore[assignment]
+            buffered_advantages = batch.advantages
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
-        # G_t of each episode, no bootstrap: truncated episodes end like terminated ones (n_steps: bootstrapped)
-        returns_np = np.concatenate(
-            [discounted_returns(np.array(e.rewards), self.gamma, e.last_value, e.episode_ends) for e in episodes]
-        )
-        returns = th.as_tensor(returns_np, device=self.device)
 
         values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)
         values = values.flatten()
-        advantages = returns - values.detach() if self.use_baseline else returns
-        if self.normalize_advantage:
-            advantages = th.as_tensor(standardize(advantages.cpu().numpy()), device=self.device)
+        if buffered_advantages is not None:
+            advantages = buffered_advantages  # G_t - V(s_t), from the rollout's values (the same weights)
+        else:
+            advantages = returns - values.detach() if self.use_baseline else returns
+        if self.normalize_advantage and len(advantages) > 1:
+            # Unbiased standard deviation, as the course notes' torch.std and A2C
+            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
 
         # -(1 / sum_i T_i) * sum_i sum_t log pi(a_t|s_t) * A_t: the mean over every step of the batch
         policy_loss = -(log_prob * advantages).mean()
@@ -323,9 +359,9 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         self.logger.record("train/policy_loss", policy_loss.item())
         self.logger.record("train/entropy_loss", entropy_loss.item())
         self.logger.record("train/loss", loss.item())
-        if self.n_steps is None:
+        if episodes is not None:
             self.logger.record("train/batch_episodes", len(episodes))
-        self.logger.record("train/batch_steps", len(returns_np))
+        self.logger.record("train/batch_steps", len(returns))
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         if hasattr(self.policy, "log_std"):
             self.logger.record("train/std", th.exp(self.policy.log_std).mean().item())
@@ -360,9 +396,14 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         )
         callback.on_training_start(locals(), globals())
         while self.num_timesteps < total_timesteps:
-            episodes = self.collect_episodes(callback) if self.n_steps is None else self.collect_steps(callback)
-            if episodes is None:
+            if self.n_steps is None:
+                episodes = self.collect_episodes(callback)
+                if episodes is None:
+                    break
+            elif not self.collect_steps(callback):
                 break
+            else:
+                episodes = None
             self._update_current_progress_remaining(self.num_timesteps, total_timesteps)
             self.train(episodes)
             if log_interval is not None and self._n_updates % log_interval == 0:
