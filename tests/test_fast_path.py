@@ -373,6 +373,51 @@ def test_input_gradient_of_frozen_relu_mlp_skips_rows_without_gradient(zero_rows
     assert th.equal(grads[1][output_grad[:, 0] == 0], th.zeros(zero_rows, 4))
 
 
+@pytest.mark.parametrize("zero_rows", [0, 64, 200])
+def test_relu_mlp_with_sparse_grad_rows_skips_rows_without_gradient(zero_rows, monkeypatch):
+    # A clamped actor's output gradient is zero on the rows it clamps (CourseDDPG's actor: sparse_grad_rows): the
+    # backward pass runs on the other rows, weight gradients to float rounding (sums without their zero terms)
+    import sb3_course.common.fused_mlp as fused_mlp
+
+    taken = []
+    backward_of_rows = fused_mlp._backward_of_rows
+    monkeypatch.setattr(fused_mlp, "_backward_of_rows", lambda *args: taken.append(1) or backward_of_rows(*args))
+    th.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    fused = fused_mlp.fuse_relu_mlps(fused_mlp.with_sparse_grad_rows(copy.deepcopy(plain)))
+    assert type(fused) is fused_mlp.ReluMLP
+    output_grad = th.randn(256, 1)
+    output_grad[th.randperm(256)[:zero_rows]] = 0.0
+    grads = []
+    for net in (plain, fused):
+        x = th.randn(256, 3, generator=th.Generator().manual_seed(1)).requires_grad_(True)
+        net(x).backward(output_grad)
+        grads.append([x.grad, *(param.grad for param in net.parameters())])
+    assert len(taken) == (zero_rows > 0)
+    for fused_grad, plain_grad in zip(grads[1], grads[0], strict=True):
+        th.testing.assert_close(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
+    assert th.equal(grads[1][0][output_grad[:, 0] == 0], th.zeros(zero_rows, 3))
+
+
+def test_course_ddpg_actor_skips_clamped_rows(monkeypatch):
+    import sb3_course.common.fused_mlp as fused_mlp
+
+    taken = []
+    backward_of_rows = fused_mlp._backward_of_rows
+    monkeypatch.setattr(fused_mlp, "_backward_of_rows", lambda *args: taken.append(args[0].shape) or backward_of_rows(*args))
+    model = CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[16]), seed=0)
+    assert model.actor.mu.sparse_grad_rows and type(model.actor.mu) is fused_mlp.ReluMLP
+    obs = th.randn(32, 3, generator=th.Generator().manual_seed(0))
+    with th.no_grad():
+        model.actor.mu[-1].bias += 1.0 - model.actor.mu(obs).median()  # half of the outputs above the bound
+    outputs = model.actor.mu(obs).detach()
+    saturated = (outputs > 1.0) | (outputs < -1.0)
+    assert 8 <= saturated.sum() <= 24
+    model.actor(obs).sum().backward()
+    assert taken == [(32, 1)]
+    assert model.actor.mu[-1].bias.grad == pytest.approx(float((~saturated).sum()))
+
+
 def test_narrow_input_linear_outside_a_relu_mlp():
     from sb3_course.common.fused_mlp import NarrowInputLinear, fuse_relu_mlps
 

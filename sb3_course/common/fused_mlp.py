@@ -5,8 +5,8 @@ half of the fast path in :mod:`sb3_course.common.fast_path`; see ``docs/benchmar
 - :func:`fuse_relu_mlps` runs a ReLU MLP as one autograd node (:class:`ReluMLP`) and gives first layers on
   low-dimensional inputs cheaper weight- and input-gradient products (:class:`NarrowInputLinear`);
 - :func:`relu_mlp_forward` / :func:`relu_mlp_backward` are its passes, shared with CourseDDPG's encoder
-  Q-network; the backward pass skips what an actor loss through a frozen critic does not need (rows without
-  gradient, columns not wanted).
+  Q-network; the backward pass skips what an actor loss does not need: rows without gradient (through a frozen
+  critic, and in a clamped actor) and columns not wanted.
 """
 
 from collections.abc import Sequence
@@ -20,7 +20,7 @@ ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 # Layers with at most this many inputs take their weight gradient as (x^T g)^T and their input gradient as
 # (W^T g^T)^T (see NarrowInputLinear)
 NARROW_INPUTS = 16
-# An input gradient is computed on the rows with a nonzero output gradient when they are at most this share
+# A backward pass runs on the rows with a nonzero output gradient when they are at most this share of the batch
 SPARSE_ROWS = 0.75
 
 
@@ -88,10 +88,11 @@ class _ReluMLPFunction(th.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: th.Tensor, relu_after_last: bool, *params: th.Tensor) -> th.Tensor:
+    def forward(ctx: Any, x: th.Tensor, relu_after_last: bool, sparse_grad_rows: bool, *params: th.Tensor) -> th.Tensor:
         weights = params[0::2]
         hidden, inputs = relu_mlp_forward(x, params, relu_after_last)
         ctx.relu_after_last = relu_after_last
+        ctx.sparse_grad_rows = sparse_grad_rows
         ctx.n_layers = len(weights)
         ctx.save_for_backward(*inputs, *weights, *([hidden] if relu_after_last else []))
         return hidden
@@ -102,8 +103,10 @@ class _ReluMLPFunction(th.autograd.Function):
         if ctx.relu_after_last:
             grad = th.ops.aten.threshold_backward(grad, saved[2 * n], 0)
         needs = ctx.needs_input_grad
-        grad_x, param_grads = relu_mlp_backward(grad, saved[:n], saved[n : 2 * n], needs[2:], needs[0])
-        return (grad_x, None, *param_grads)
+        grad_x, param_grads = relu_mlp_backward(
+            grad, saved[:n], saved[n : 2 * n], needs[3:], needs[0], sparse_rows=ctx.sparse_grad_rows
+        )
+        return (grad_x, None, None, *param_grads)
 
 
 def relu_mlp_forward(x: th.Tensor, params: Sequence[th.Tensor], relu_after_last: bool) -> tuple[th.Tensor, list[th.Tensor]]:
@@ -135,13 +138,17 @@ def relu_mlp_backward(
     needs: Sequence[bool],
     needs_input: bool,
     input_columns: slice | None = None,
+    sparse_rows: bool = False,
 ) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
     """
     Backward pass of linear layers with ReLU between them (autograd's operations, see :class:`_ReluMLPFunction`).
 
-    Where only the input's gradient is wanted (frozen weights: an actor loss through a critic) and the batch's
-    gradient is zero on many rows (the minimum of twin critics sends each sample's gradient through one of
-    them), the products run on the other rows only (:func:`_input_grad_of_rows`).
+    Where the output gradient (of a few columns) is zero on many rows of the batch, the products run on the other
+    rows only (:func:`_backward_of_rows`): always where only the input's gradient is wanted (frozen weights: an
+    actor loss through a critic, where the minimum of twin critics sends each sample's gradient through one of
+    them), bit for bit; and with ``sparse_rows`` for the weights' gradients too (a clamped actor: no gradient on
+    the rows it clamps), the same sums without their zero terms, to float rounding (MKL groups the terms of a
+    shorter sum differently).
 
     :param grad: gradient of the last layer's output (before any ReLU after it)
     :param inputs: each layer's input, as saved in the forward pass
@@ -149,13 +156,15 @@ def relu_mlp_backward(
     :param needs: for weight and bias of each layer in turn, whether its gradient is wanted
     :param needs_input: whether the gradient of the first layer's input is wanted
     :param input_columns: only these columns of the input's gradient are wanted (``None``: all)
+    :param sparse_rows: the output gradient is often zero on whole rows: skip them for the weights' gradients too
     :return: the input's gradient (or ``None``) and the parameters' (``None`` where not wanted)
     """
-    # A critic's output gradient (few columns); nonzero() would synchronise a GPU
-    if needs_input and not any(needs) and grad.shape[1] <= NARROW_INPUTS and grad.device.type == "cpu":
+    # A critic's or an actor's output gradient (few columns); nonzero() would synchronise a GPU
+    frozen = needs_input and not any(needs)
+    if (frozen or sparse_rows) and grad.shape[1] <= NARROW_INPUTS and grad.device.type == "cpu":
         rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
         if 0 < rows.numel() <= SPARSE_ROWS * grad.shape[0]:
-            return _input_grad_of_rows(grad, rows, inputs, weights, input_columns), [None] * len(needs)
+            return _backward_of_rows(grad, rows, inputs, weights, needs, needs_input, input_columns)
     return _layers_backward(grad, inputs, weights, needs, needs_input, input_columns)
 
 
@@ -184,19 +193,27 @@ def _layers_backward(
     return grad, param_grads
 
 
-def _input_grad_of_rows(
-    grad: th.Tensor, rows: th.Tensor, inputs: Sequence[th.Tensor], weights: Sequence[th.Tensor], input_columns: slice | None
-) -> th.Tensor:
+def _backward_of_rows(
+    grad: th.Tensor,
+    rows: th.Tensor,
+    inputs: Sequence[th.Tensor],
+    weights: Sequence[th.Tensor],
+    needs: Sequence[bool],
+    needs_input: bool,
+    input_columns: slice | None,
+) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
     """
-    The input gradient of :func:`relu_mlp_backward` computed on ``rows`` only: the other rows' output gradient is
-    zero, so is their input gradient (each row's is its own ``g W`` products and ReLU masks).
+    :func:`relu_mlp_backward` computed on ``rows`` only: the other rows' output gradient is zero, so is their input
+    gradient (each row's is its own ``g W`` products and ReLU masks) and their terms of the weights' gradients.
     """
-    row_inputs = [inputs[0], *(hidden.index_select(0, rows) for hidden in inputs[1:])]
-    no_params = [False] * (2 * len(weights))
-    row_grad, _ = _layers_backward(grad.index_select(0, rows), row_inputs, weights, no_params, True, input_columns)
-    assert row_grad is not None
-    full = row_grad.new_zeros(grad.shape[0], row_grad.shape[1])
-    return full.index_copy_(0, rows, row_grad)
+    first = inputs[0].index_select(0, rows) if needs[0] else inputs[0]  # only the first weight's gradient reads it
+    row_inputs = [first, *(hidden.index_select(0, rows) for hidden in inputs[1:])]
+    rows_grad = grad.index_select(0, rows)
+    input_grad, param_grads = _layers_backward(rows_grad, row_inputs, weights, needs, needs_input, input_columns)
+    if input_grad is None:
+        return None, param_grads
+    full = input_grad.new_zeros(grad.shape[0], input_grad.shape[1])
+    return full.index_copy_(0, rows, input_grad), param_grads
 
 
 class ReluMLP(th.nn.Sequential):
@@ -208,13 +225,15 @@ class ReluMLP(th.nn.Sequential):
     """
 
     relu_after_last: bool
+    # Whether the output gradient is often zero on whole rows (a clamped actor's): see relu_mlp_backward
+    sparse_grad_rows: bool = False
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         layers = self._modules.values()
         if x.dim() == 2 and th.is_grad_enabled():
             # Only when autograd records: predict's no-grad passes skip this list
             params = [param for layer in layers if isinstance(layer, th.nn.Linear) for param in (layer.weight, layer.bias)]
-            return _ReluMLPFunction.apply(x, self.relu_after_last, *params)
+            return _ReluMLPFunction.apply(x, self.relu_after_last, self.sparse_grad_rows, *params)
         for layer in layers:
             # ReLU in place on the output of the Linear before it (a ReluMLP starts with a Linear)
             x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, th.nn.Linear) else th.relu_(x)
@@ -231,6 +250,15 @@ def _is_relu_mlp(module: th.nn.Module) -> bool:
             for index, layer in enumerate(layers)
         )
     )
+
+
+def with_sparse_grad_rows(mlp: ModuleT) -> ModuleT:
+    """
+    Mark a ReLU MLP whose output gradient is often zero on whole rows (a clamped actor's): once fused
+    (:func:`fuse_relu_mlps`) its backward pass skips those rows (:func:`relu_mlp_backward`'s ``sparse_rows``).
+    """
+    mlp.__dict__["sparse_grad_rows"] = True
+    return mlp
 
 
 def fuse_relu_mlps(module: ModuleT) -> ModuleT:

@@ -10,7 +10,13 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import ReluMLP, fuse_relu_mlps, relu_mlp_backward, relu_mlp_forward
+from sb3_course.common.fused_mlp import (
+    ReluMLP,
+    fuse_relu_mlps,
+    relu_mlp_backward,
+    relu_mlp_forward,
+    with_sparse_grad_rows,
+)
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -46,8 +52,10 @@ class ClampedActor(Actor):
         super().__init__(
             observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
         )
-        # The same MLP as SB3's actor without its final tanh
-        self.mu = nn.Sequential(*create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn))
+        # The same MLP as SB3's actor without its final tanh. No gradient on the rows the clamp cuts (often most
+        # of a batch): the fused MLP's backward pass skips them
+        mlp = create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn)
+        self.mu = with_sparse_grad_rows(nn.Sequential(*mlp))
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
