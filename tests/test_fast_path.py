@@ -350,53 +350,37 @@ def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights, state_
 
 
 @pytest.mark.parametrize("zero_rows", [0, 64, 200, 256])
-def test_input_gradient_of_frozen_relu_mlp_skips_rows_without_gradient(zero_rows):
-    # The minimum of twin critics sends each sample's actor-loss gradient through one critic: the others' rows
-    # are zero, and with at most SPARSE_ROWS of the rows left the products run on those only (same values)
-    from sb3_course.common.fused_mlp import SPARSE_ROWS, fuse_relu_mlps
-
-    th.manual_seed(0)
-    plain = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
-    fused = fuse_relu_mlps(copy.deepcopy(plain))
-    for param in [*plain.parameters(), *fused.parameters()]:
-        param.requires_grad_(False)
-    output_grad = th.randn(256, 1)
-    output_grad[th.randperm(256)[:zero_rows]] = 0.0
-    grads = []
-    for net in (plain, fused):
-        x = th.randn(256, 4, generator=th.Generator().manual_seed(1)).requires_grad_(True)
-        net(x).backward(output_grad)
-        grads.append(x.grad)
-    sparse = 0 < 256 - zero_rows <= SPARSE_ROWS * 256
-    assert sparse == (zero_rows in (64, 200))
-    th.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)  # (W^T g^T)^T on 4 inputs: to rounding
-    assert th.equal(grads[1][output_grad[:, 0] == 0], th.zeros(zero_rows, 4))
-
-
-@pytest.mark.parametrize("zero_rows", [0, 64, 200])
-def test_relu_mlp_with_sparse_grad_rows_skips_rows_without_gradient(zero_rows, monkeypatch):
-    # A clamped actor's output gradient is zero on the rows it clamps (CourseDDPG's actor: sparse_grad_rows): the
-    # backward pass runs on the other rows, weight gradients to float rounding (sums without their zero terms)
+@pytest.mark.parametrize("frozen_weights", [True, False])
+def test_relu_mlp_backward_skips_rows_without_gradient(zero_rows, frozen_weights, monkeypatch):
+    # Where the output gradient is zero on many rows, the products run on the other rows (at most SPARSE_ROWS of
+    # them): for the input gradient of frozen weights always (the minimum of twin critics sends each sample's
+    # actor-loss gradient through one critic), and for the weights' gradients of an MLP marked
+    # with_sparse_grad_rows (a clamped actor: no gradient on the rows it clamps), to float rounding
     import sb3_course.common.fused_mlp as fused_mlp
 
     taken = []
     backward_of_rows = fused_mlp._backward_of_rows
     monkeypatch.setattr(fused_mlp, "_backward_of_rows", lambda *args: taken.append(1) or backward_of_rows(*args))
     th.manual_seed(0)
-    plain = nn.Sequential(nn.Linear(3, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
-    fused = fused_mlp.fuse_relu_mlps(fused_mlp.with_sparse_grad_rows(copy.deepcopy(plain)))
+    plain = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+    fused = copy.deepcopy(plain)
+    fused = fused_mlp.fuse_relu_mlps(fused if frozen_weights else fused_mlp.with_sparse_grad_rows(fused))
     assert type(fused) is fused_mlp.ReluMLP
+    for param in [*plain.parameters(), *fused.parameters()]:
+        param.requires_grad_(not frozen_weights)
     output_grad = th.randn(256, 1)
     output_grad[th.randperm(256)[:zero_rows]] = 0.0
     grads = []
     for net in (plain, fused):
-        x = th.randn(256, 3, generator=th.Generator().manual_seed(1)).requires_grad_(True)
+        x = th.randn(256, 4, generator=th.Generator().manual_seed(1)).requires_grad_(True)
         net(x).backward(output_grad)
         grads.append([x.grad, *(param.grad for param in net.parameters())])
-    assert len(taken) == (zero_rows > 0)
+    assert len(taken) == (zero_rows in (64, 200)) == (0 < 256 - zero_rows <= fused_mlp.SPARSE_ROWS * 256)
+    assert [grad is None for grad in grads[1]] == [grad is None for grad in grads[0]] == [False] + [frozen_weights] * 6
     for fused_grad, plain_grad in zip(grads[1], grads[0], strict=True):
-        th.testing.assert_close(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
-    assert th.equal(grads[1][0][output_grad[:, 0] == 0], th.zeros(zero_rows, 3))
+        if plain_grad is not None:  # (W^T g^T)^T on 4 inputs, and the shorter sums: to rounding
+            th.testing.assert_close(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
+    assert th.equal(grads[1][0][output_grad[:, 0] == 0], th.zeros(zero_rows, 4))
 
 
 def test_course_ddpg_actor_skips_clamped_rows(monkeypatch):
