@@ -144,7 +144,7 @@ def relu_mlp_backward(
     Backward pass of linear layers with ReLU between them (autograd's operations, see :class:`_ReluMLPFunction`).
 
     Where the output gradient (of a few columns) is zero on many rows of the batch, the products run on the other
-    rows only (:func:`_backward_of_rows`): always where only the input's gradient is wanted (frozen weights: an
+    rows only (:func:`_layers_backward` with ``rows``): always where only the input's gradient is wanted (frozen weights: an
     actor loss through a critic, where the minimum of twin critics sends each sample's gradient through one of
     them), bit for bit; and with ``sparse_rows`` for the weights' gradients too (a clamped actor: no gradient on
     the rows it clamps), the same sums without their zero terms, to float rounding (MKL groups the terms of a
@@ -164,7 +164,7 @@ def relu_mlp_backward(
     if (frozen or sparse_rows) and grad.shape[1] <= NARROW_INPUTS and grad.device.type == "cpu":
         rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
         if 0 < rows.numel() <= SPARSE_ROWS * grad.shape[0]:
-            return _backward_of_rows(grad, rows, inputs, weights, needs, needs_input, input_columns)
+            return _layers_backward(grad, inputs, weights, needs, needs_input, input_columns, rows)
     return _layers_backward(grad, inputs, weights, needs, needs_input, input_columns)
 
 
@@ -175,8 +175,18 @@ def _layers_backward(
     needs: Sequence[bool],
     needs_input: bool,
     input_columns: slice | None,
+    rows: th.Tensor | None = None,
 ) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
-    """:func:`relu_mlp_backward` on every row of the batch, layer by layer (same arguments and result)."""
+    """
+    :func:`relu_mlp_backward` layer by layer (same arguments and result) on every row of the batch, or on ``rows``
+    only: the other rows' output gradient is zero, so is their input gradient (each row's is its own ``g W``
+    products and ReLU masks) and their terms of the weights' gradients.
+    """
+    batch = grad.shape[0]
+    if rows is not None:
+        first = inputs[0].index_select(0, rows) if needs[0] else inputs[0]  # only the first weight's gradient reads it
+        inputs = [first, *(hidden.index_select(0, rows) for hidden in inputs[1:])]
+        grad = grad.index_select(0, rows)
     n = len(weights)
     param_grads: list[th.Tensor | None] = [None] * (2 * n)
     for index in reversed(range(n)):
@@ -190,30 +200,9 @@ def _layers_backward(
         grad = linear_input_grad(grad, weight)
         if index > 0:  # through the ReLU whose output is this layer's input
             grad = th.ops.aten.threshold_backward(grad, inputs[index], 0)
+    if rows is not None:
+        grad = grad.new_zeros(batch, grad.shape[1]).index_copy_(0, rows, grad)
     return grad, param_grads
-
-
-def _backward_of_rows(
-    grad: th.Tensor,
-    rows: th.Tensor,
-    inputs: Sequence[th.Tensor],
-    weights: Sequence[th.Tensor],
-    needs: Sequence[bool],
-    needs_input: bool,
-    input_columns: slice | None,
-) -> tuple[th.Tensor | None, list[th.Tensor | None]]:
-    """
-    :func:`relu_mlp_backward` computed on ``rows`` only: the other rows' output gradient is zero, so is their input
-    gradient (each row's is its own ``g W`` products and ReLU masks) and their terms of the weights' gradients.
-    """
-    first = inputs[0].index_select(0, rows) if needs[0] else inputs[0]  # only the first weight's gradient reads it
-    row_inputs = [first, *(hidden.index_select(0, rows) for hidden in inputs[1:])]
-    rows_grad = grad.index_select(0, rows)
-    input_grad, param_grads = _layers_backward(rows_grad, row_inputs, weights, needs, needs_input, input_columns)
-    if input_grad is None:
-        return None, param_grads
-    full = input_grad.new_zeros(grad.shape[0], input_grad.shape[1])
-    return full.index_copy_(0, rows, input_grad), param_grads
 
 
 class ReluMLP(th.nn.Sequential):
