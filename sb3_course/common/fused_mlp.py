@@ -144,11 +144,11 @@ def relu_mlp_backward(
     Backward pass of linear layers with ReLU between them (autograd's operations, see :class:`_ReluMLPFunction`).
 
     Where the output gradient (of a few columns) is zero on many rows of the batch, the products run on the other
-    rows only (:func:`_layers_backward` with ``rows``): always where only the input's gradient is wanted (frozen weights: an
-    actor loss through a critic, where the minimum of twin critics sends each sample's gradient through one of
-    them), bit for bit; and with ``sparse_rows`` for the weights' gradients too (a clamped actor: no gradient on
-    the rows it clamps), the same sums without their zero terms, to float rounding (MKL groups the terms of a
-    shorter sum differently).
+    rows only (:func:`_layers_backward` with ``rows``): always where only the input's gradient is wanted (frozen
+    weights: an actor loss through a critic, where the minimum of twin critics sends each sample's gradient through
+    one of them), bit for bit; and with ``sparse_rows`` for the weights' gradients too (a clamped actor: no
+    gradient on the rows it clamps), the same sums without their zero terms, to float rounding (MKL groups the
+    terms of a shorter sum differently).
 
     :param grad: gradient of the last layer's output (before any ReLU after it)
     :param inputs: each layer's input, as saved in the forward pass

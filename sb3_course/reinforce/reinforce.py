@@ -317,22 +317,20 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
-        buffered_advantages = None
+        advantages: th.Tensor | None = None
         if episodes is not None:
             observations, actions, returns = self._episodes_batch(episodes)
         else:
             # One batch of the whole buffer, shuffled as A2C's (the order only changes float rounding of the means)
             (batch,) = self.rollout_buffer.get(batch_size=None)
             observations, actions, returns = batch.observations, batch.actions, batch.returns  # type: ignore[assignment]
-            buffered_advantages = batch.advantages
+            advantages = batch.advantages  # G_t - V(s_t), from the rollout's values (the same weights)
         if isinstance(self.action_space, spaces.Discrete):
             actions = actions.long().flatten()
 
         values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)
         values = values.flatten()
-        if buffered_advantages is not None:
-            advantages = buffered_advantages  # G_t - V(s_t), from the rollout's values (the same weights)
-        else:
+        if advantages is None:
             advantages = returns - values.detach() if self.use_baseline else returns
         if self.normalize_advantage and len(advantages) > 1:
             # Unbiased standard deviation, as the course notes' torch.std and A2C
