@@ -1,10 +1,67 @@
 """Construction-time checks of hyperparameters and spaces, shared by the course algorithms."""
 
+import math
+import numbers
 from collections.abc import Callable
 
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_int(name: str, value: object, low: int = 1, high: float = math.inf) -> int:
+    """
+    Raise a ``TypeError`` naming the hyperparameter when ``value`` is not an integer (``bool`` and ``"8"`` are
+    not; NumPy integers and integral floats such as YAML's ``1e5`` are), and a ``ValueError`` when it lies outside
+    ``[low, high]``.
+
+    :param name: hyperparameter name, as the user passes it
+    :param value: the value given
+    :param low: smallest allowed value
+    :param high: largest allowed value
+    :return: the value as a Python ``int``
+    """
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    check_in_range(name, int(value), low, high)
+    return int(value)
+
+
+def check_float(
+    name: str,
+    value: object,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+) -> float:
+    """
+    Raise a ``TypeError`` naming the hyperparameter when ``value`` is not a real number (a string such as
+    ``"1e-3"`` is not: YAML 1.1 reads ``1e-3`` without a dot as a string; write ``!!float 1e-3`` or ``1.0e-3``),
+    and a ``ValueError`` when it is NaN or lies outside the range.
+
+    :param name: hyperparameter name, as the user passes it
+    :param value: the value given
+    :param low: lower bound
+    :param high: upper bound
+    :param low_inclusive: whether ``low`` itself is allowed
+    :param high_inclusive: whether ``high`` itself is allowed
+    :return: the value as a Python ``float``
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        hint = "; a YAML 1.1 number without a dot (1e-3) is a string: write !!float 1e-3" if isinstance(value, str) else ""
+        raise TypeError(f"{name} must be a number, got {_describe(value)}{hint}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, got nan")
+    check_in_range(name, value, low, high, low_inclusive, high_inclusive)
+    return value
 
 
 def check_in_range(
@@ -16,7 +73,8 @@ def check_in_range(
     high_inclusive: bool = True,
 ) -> None:
     """
-    Raise a ``ValueError`` naming the hyperparameter when ``value`` lies outside ``[low, high]``.
+    Raise a ``ValueError`` naming the hyperparameter when ``value`` lies outside ``[low, high]``
+    (``TypeError`` when it is not a number).
 
     :param name: hyperparameter name, as the user passes it
     :param value: the value given
@@ -25,6 +83,8 @@ def check_in_range(
     :param low_inclusive: whether ``low`` itself is allowed
     :param high_inclusive: whether ``high`` itself is allowed
     """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {_describe(value)}")
     above_low = value >= low if low_inclusive else value > low
     below_high = value <= high if high_inclusive else value < high
     if not (above_low and below_high):
@@ -33,8 +93,11 @@ def check_in_range(
         raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value}")
 
 
-class UnsupportedSpaceError(ValueError):
-    """An environment whose action (or observation) space the algorithm cannot handle."""
+class UnsupportedSpaceError(AssertionError, ValueError):
+    """
+    An environment whose action (or observation) space the algorithm cannot handle. SB3 raises ``AssertionError``
+    for an unsupported space (``BaseAlgorithm.__init__``), so code written for SB3 catches this one too.
+    """
 
 
 def check_action_space(
@@ -64,17 +127,22 @@ def check_action_space(
     return env
 
 
-def check_learning_rate(learning_rate: float | Callable[[float], float]) -> None:
-    """Raise a ``ValueError`` when a constant learning rate is not positive (schedules are not evaluated)."""
+def check_learning_rate(learning_rate: float | Callable[[float], float], name: str = "learning_rate") -> None:
+    """
+    Raise a ``TypeError`` / ``ValueError`` naming ``name`` when a constant learning rate is not a positive finite
+    number (a schedule, any callable, is not evaluated).
+    """
     if not callable(learning_rate):
-        check_in_range("learning_rate", learning_rate, 0.0, float("inf"), low_inclusive=False)
+        check_float(name, learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
 
 
 def check_batch_size(batch_size: int, buffer_size: int) -> None:
-    """Raise a ``ValueError`` when a minibatch cannot be drawn from the replay buffer."""
-    check_in_range("batch_size", batch_size, 1, float("inf"))
-    if batch_size > buffer_size:
-        raise ValueError(f"batch_size ({batch_size}) must not exceed buffer_size ({buffer_size})")
+    """
+    Check that both sizes are positive integers. A batch may be larger than the buffer: SB3's replay buffers sample
+    indices with replacement, as here.
+    """
+    check_int("batch_size", batch_size)
+    check_int("buffer_size", buffer_size)
 
 
 def check_policy_class(policy: str | type, base: type, algo: str) -> None:
@@ -142,8 +210,8 @@ def check_off_policy_arguments(
     """
     check_learning_rate(learning_rate)
     check_batch_size(batch_size, buffer_size)
-    check_in_range("gamma", gamma, 0.0, 1.0)
-    check_in_range("tau", tau, 0.0, 1.0, low_inclusive=False)
+    check_float("gamma", gamma, 0.0, 1.0)
+    check_float("tau", tau, 0.0, 1.0, low_inclusive=False)
     checked_env = check_action_space(env, action_spaces, algo, hint, verbose)
     check_observation_space(getattr(checked_env, "observation_space", None), algo)
     return checked_env
