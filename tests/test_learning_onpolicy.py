@@ -7,8 +7,6 @@ import pytest
 
 from sb3_course.benchmarks.learning import markdown_table, train_seeds
 
-SEEDS = [0, 1, 2, 3, 4]
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
@@ -19,8 +17,9 @@ SEEDS = [0, 1, 2, 3, 4]
         ("a3c", 500_000),
     ],
 )
-def test_cartpole_reaches_475(algo: str, n_timesteps: int):
+def test_final_model_solves_cartpole(algo: str, n_timesteps: int):
+    """The final model's mean deterministic return over 10 episodes >= 475 on 9 of seeds 0-9."""
     # One training process at a time: A3C runs 2 worker processes itself.
-    runs = train_seeds(algo, "CartPole-v1", SEEDS, n_timesteps, eval_freq=10_000, jobs=1)
+    runs = train_seeds(algo, "CartPole-v1", list(range(10)), n_timesteps, eval_freq=10_000, jobs=1)
     print(markdown_table(runs, 475))
-    assert sum(run.first_step_reaching(475) is not None for run in runs) >= 4
+    assert sum(run.solved(475) for run in runs) >= 9, markdown_table(runs, 475)

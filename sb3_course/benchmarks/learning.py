@@ -1,6 +1,7 @@
 """
 Learning checks: train a course algorithm from its YAML recipe with ``sb3-course train`` over several
-seeds and report the deterministic evaluation returns that rl-zoo3's ``EvalCallback`` recorded.
+seeds and report the return of the final model (the ``<env>.zip`` saved at the end of training, loaded again and
+evaluated over deterministic episodes), with the evaluations that rl-zoo3's ``EvalCallback`` recorded on the way.
 
 Used by the slow learning tests and, from the command line, to produce the figures in ``docs/results.md``::
 
@@ -23,12 +24,20 @@ import numpy as np
 
 @dataclass
 class LearningRun:
-    """Result of one seed: evaluation steps, mean return of each evaluation, and wall time."""
+    """
+    Result of one seed: evaluation steps and mean return of each evaluation during training, the mean return of the
+    final model, and the wall time of training.
+    """
 
     seed: int
     timesteps: np.ndarray
     mean_returns: np.ndarray
+    final_return: float
     wall_time: float
+
+    def solved(self, threshold: float) -> bool:
+        """Whether the final model's mean return is at least ``threshold``."""
+        return self.final_return >= threshold
 
     def first_step_reaching(self, threshold: float) -> int | None:
         """The first evaluation step whose mean return is at least ``threshold`` (``None`` if never)."""
@@ -43,11 +52,11 @@ def train_seed(
     n_timesteps: int,
     eval_freq: int,
     eval_episodes: int = 10,
-    log_folder: str | None = None,
+    log_root: str | None = None,
     extra_args: list[str] | None = None,
 ) -> LearningRun:
     """Run ``sb3-course train`` for one seed in a subprocess (one torch thread) and read its ``evaluations.npz``."""
-    log_folder = log_folder or tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-")
+    log_folder = tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-", dir=log_root)
     command = [
         sys.executable, "-m", "sb3_course.train",
         "--algo", algo, "--env", env_id, "--seed", str(seed), "-n", str(n_timesteps),
@@ -59,9 +68,38 @@ def train_seed(
     wall_time = time.perf_counter() - start
     if completed.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-    (path,) = glob.glob(os.path.join(log_folder, algo, f"{env_id}_*", "evaluations.npz"))
-    with np.load(path) as data:
-        return LearningRun(seed, data["timesteps"], data["results"].mean(axis=1), wall_time)
+    (run_folder,) = glob.glob(os.path.join(log_folder, algo, f"{env_id}_*"))
+    with np.load(os.path.join(run_folder, "evaluations.npz")) as data:
+        timesteps, mean_returns = data["timesteps"], data["results"].mean(axis=1)
+    final = final_model_return(algo, env_id, run_folder, eval_episodes, seed)
+    return LearningRun(seed, timesteps, mean_returns, final, wall_time)
+
+
+def final_model_return(algo: str, env_id: str, run_folder: str, n_episodes: int, seed: int) -> float:
+    """
+    Mean return of the model saved at the end of training (``<run_folder>/<env_id>.zip``, not ``best_model.zip``)
+    over ``n_episodes`` deterministic episodes, on a test env built as ``sb3-course enjoy`` builds it (rl-zoo3's
+    ``create_test_env``: the recipe's wrappers, ``VecNormalize`` statistics when the recipe normalises); the return
+    is the environment's own (``Monitor``'s), whatever reward shaping a recipe wrapper adds outside it.
+    """
+    from rl_zoo3 import ALGOS, create_test_env, get_saved_hyperparams
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    from sb3_course.zoo import register
+
+    register()
+    stats_path = os.path.join(run_folder, env_id)
+    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path, test_mode=True)
+    # a seed the training and its evaluation env did not use
+    env = create_test_env(
+        env_id, stats_path=maybe_stats_path, seed=seed + 10_000, should_render=False, hyperparams=hyperparams
+    )
+    try:
+        model = ALGOS[algo].load(os.path.join(run_folder, f"{env_id}.zip"), device="cpu")
+        returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
+    finally:
+        env.close()
+    return float(np.mean(returns))
 
 
 def train_seeds(
@@ -73,19 +111,19 @@ def train_seeds(
 
 
 def markdown_table(runs: list[LearningRun], threshold: float) -> str:
-    """One row per seed: first step reaching the threshold, best and final evaluation, wall time."""
+    """One row per seed: the final model's return, first evaluation step at the threshold, best evaluation, wall time."""
     lines = [
-        "| seed | first step >= threshold | best eval | final eval | wall time (s) |",
-        "|---:|---:|---:|---:|---:|",
+        "| seed | final model return | solved | first step >= threshold | best eval | wall time (s) |",
+        "|---:|---:|:---:|---:|---:|---:|",
     ]
     for run in runs:
         first = run.first_step_reaching(threshold)
         lines.append(
-            f"| {run.seed} | {first if first is not None else 'never'} | {run.mean_returns.max():.1f} | "
-            f"{run.mean_returns[-1]:.1f} | {run.wall_time:.0f} |"
+            f"| {run.seed} | {run.final_return:.1f} | {'yes' if run.solved(threshold) else 'no'} | "
+            f"{first if first is not None else 'never'} | {run.mean_returns.max():.1f} | {run.wall_time:.0f} |"
         )
-    solved = sum(run.first_step_reaching(threshold) is not None for run in runs)
-    lines.append(f"\n{solved} of {len(runs)} seeds reached {threshold}.")
+    solved = sum(run.solved(threshold) for run in runs)
+    lines.append(f"\n{solved} of {len(runs)} final models reach {threshold}.")
     return "\n".join(lines)
 
 
@@ -97,13 +135,14 @@ def main() -> None:
     parser.add_argument("--eval-freq", type=int, required=True)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--threshold", type=float, required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
+    parser.add_argument("--log-root", default=None, help="keep each seed's rl-zoo3 log folder under this folder")
     parser.add_argument("--jobs", type=int, default=2)
     args, extra = parser.parse_known_args()
     start = time.perf_counter()
     runs = train_seeds(
         args.algo, args.env, args.seeds, args.n_timesteps, args.eval_freq, args.jobs,
-        eval_episodes=args.eval_episodes, extra_args=extra,
+        eval_episodes=args.eval_episodes, log_root=args.log_root, extra_args=extra,
     )  # fmt: skip
     print(markdown_table(runs, args.threshold))
     print(f"Total wall time: {time.perf_counter() - start:.0f} s with {args.jobs} parallel jobs.")

@@ -1,3 +1,4 @@
+import math
 from typing import Any, ClassVar, Literal
 
 import torch as th
@@ -17,6 +18,7 @@ from sb3_course.common.fused_mlp import (
     relu_mlp_forward,
     with_sparse_grad_rows,
 )
+from sb3_course.common.validation import check_float
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
@@ -60,6 +62,19 @@ class ClampedActor(Actor):
     def forward(self, obs: th.Tensor) -> th.Tensor:
         # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
         return super().forward(obs).clamp(-1.0, 1.0)
+
+
+def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
+    """
+    Draw the weights and biases of the last ``nn.Linear`` of ``mlp`` from U(-bound, bound), as the DDPG paper
+    initialises the final layers of its actor and critic (3e-3): the actor's first outputs lie near 0, inside the
+    clamp, and the first Q values near 0. ``None`` keeps PyTorch's default initialisation.
+    """
+    if bound is None:
+        return
+    final = [layer for layer in mlp if isinstance(layer, nn.Linear)][-1]
+    nn.init.uniform_(final.weight, -bound, bound)
+    nn.init.uniform_(final.bias, -bound, bound)
 
 
 # actor_output -> actor class: the course's clamped MLP, or SB3's actor (tanh output)
@@ -256,6 +271,8 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     :param n_critics: number of Q-networks (course: 1)
     :param actor_output: ``"clamp"`` (course: identity output clamped to the bounds, no gradient past them) or
         ``"tanh"`` (SB3's actor: tanh output), for comparing the two
+    :param final_layer_init: when given, the last layer of the actor and of each Q-network is drawn from
+        U(-final_layer_init, final_layer_init) (the DDPG paper's 3e-3); ``None``: PyTorch's default (the notes')
     :param kwargs: other keyword arguments of ``TD3Policy``
     """
 
@@ -277,10 +294,14 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         action_encoder_dim: int = COURSE_ENCODER_DIM,
         n_critics: int = 1,
         actor_output: Literal["clamp", "tanh"] = "clamp",
+        final_layer_init: float | None = None,
         **kwargs: Any,
     ) -> None:
         if actor_output not in ACTOR_OUTPUTS:
             raise ValueError(f"actor_output must be one of {tuple(ACTOR_OUTPUTS)}, got {actor_output!r}")
+        if final_layer_init is not None:
+            check_float("final_layer_init", final_layer_init, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        self.final_layer_init = final_layer_init
         # Set before the parent's __init__, which calls _build() -> make_actor() / make_critic()
         self.actor_output = actor_output
         self.state_encoder_dim = state_encoder_dim
@@ -294,18 +315,23 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
             state_encoder_dim=self.state_encoder_dim,
             action_encoder_dim=self.action_encoder_dim,
             actor_output=self.actor_output,
+            final_layer_init=self.final_layer_init,
         )
         return data
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return fuse_relu_mlps(ACTOR_OUTPUTS[self.actor_output](**actor_kwargs).to(self.device))
+        actor = ACTOR_OUTPUTS[self.actor_output](**actor_kwargs)
+        init_final_layer(actor.mu, self.final_layer_init)  # type: ignore[arg-type]
+        return fuse_relu_mlps(actor.to(self.device))
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
         critic = EncoderCritic(
             **critic_kwargs, state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim
         )
+        for q_net in critic.q_networks:
+            init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr]
         return fuse_relu_mlps(critic.to(self.device))
 
 
