@@ -10,7 +10,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_course import REINFORCE
 from sb3_course.common.returns import discounted_returns, l2_normalize
-from sb3_course.reinforce.reinforce import Episode
+from sb3_course.reinforce.episodes import Episode
 
 TINY = dict(net_arch=[8])
 
@@ -171,7 +171,7 @@ def test_progress_bar():
 
 def test_construction_errors():
     with pytest.raises(AssertionError, match="only supports"):
-        REINFORCE("MlpPolicy", make_vec_env(lambda: _multi_discrete_env()))
+        REINFORCE("MlpPolicy", make_vec_env(lambda: _tuple_action_env()))
     with pytest.raises(ValueError, match="gamma"):
         REINFORCE("MlpPolicy", "CartPole-v1", gamma=1.5)
     with pytest.raises(ValueError, match="n_episodes"):
@@ -180,7 +180,7 @@ def test_construction_errors():
         REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32)
 
 
-def _multi_discrete_env() -> gym.Env:
+def _tuple_action_env() -> gym.Env:
     env = CountingEnv()
-    env.action_space = spaces.MultiDiscrete([2, 2])
+    env.action_space = spaces.Tuple([spaces.Discrete(2), spaces.Discrete(2)])
     return env
