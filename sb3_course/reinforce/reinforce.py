@@ -67,9 +67,10 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
     episodes never end it returns after the budget, as A2C does. The batch the budget cuts is not trained on: its
     unfinished episodes have no Monte-Carlo return, and an update on its finished episodes alone would favour short
     episodes. Its steps are counted (callbacks, logger, progress bar). Memory holds one batch, so never more than the
-    budget's steps (about 0.3 kB per step and env plus the observations). A ``learn()`` call that ends without any
-    update (no batch of whole episodes fitted into its budget) warns. With ``n_steps`` the batches are A2C's, and as
-    A2C ``learn()`` finishes its last batch: up to ``n_steps * n_envs - 1`` steps past the budget.
+    budget's steps (measured: about 0.3 kB per env step with a 4-float observation, plus the bytes of larger
+    observations). A ``learn()`` call that ends without any update (no batch of whole episodes fitted into its
+    budget) warns. With ``n_steps`` the batches are A2C's, and as A2C ``learn()`` finishes its last batch: up to
+    ``n_steps * n_envs - 1`` steps past the budget.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -174,8 +175,9 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
         self.rollout_buffer_kwargs = rollout_buffer_kwargs or {}
         if use_rms_prop and "optimizer_class" not in self.policy_kwargs:
             # A2C's RMSprop (as the A3C paper), set as A2C does
-            self.policy_kwargs["optimizer_class"] = th.optim.RMSprop
-            self.policy_kwargs["optimizer_kwargs"] = dict(alpha=0.99, eps=checked["rms_prop_eps"], weight_decay=0)
+            rms_prop = dict(alpha=0.99, eps=checked["rms_prop_eps"], weight_decay=0)
+            # A new dict: the caller's policy_kwargs stay as given (A2C adds to them)
+            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.RMSprop, "optimizer_kwargs": rms_prop}
         if _init_setup_model:
             self._setup_model()
 
