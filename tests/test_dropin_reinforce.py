@@ -4,6 +4,7 @@ one list, so every check is shown to hold on A2C first. Tiny networks and budget
 """
 
 import glob
+import inspect
 import math
 import warnings
 
@@ -117,6 +118,15 @@ def test_save_load_exact_predictions(cls, policy, tmp_path):
     np.testing.assert_array_equal(model.predict(obs, deterministic=True)[0], loaded.predict(obs, deterministic=True)[0])
     for name, param in model.policy.state_dict().items():
         assert th.equal(param, loaded.policy.state_dict()[name]), name
+
+
+def test_every_a2c_argument_and_policy_is_accepted():
+    a2c, reinforce = (inspect.signature(cls.__init__).parameters for cls in CLASSES)
+    assert set(reinforce) - set(a2c) == {"n_episodes", "use_baseline"} and set(a2c) <= set(reinforce)
+    # The course's defaults (whole episodes, Adam 2e-4, gamma 1, normalised returns, no clipping); A2C's when set
+    differing = {name for name in a2c if a2c[name].default != reinforce[name].default}
+    assert differing == {"learning_rate", "n_steps", "gamma", "max_grad_norm", "normalize_advantage", "use_rms_prop"}
+    assert set(A2C.policy_aliases) == set(REINFORCE.policy_aliases)
 
 
 def _image_frame_stack() -> VecEnv:

@@ -39,11 +39,12 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
     Why ``BaseAlgorithm`` with its own ``learn()`` loop (as sb3-contrib's ARS) and not ``OnPolicyAlgorithm``:
     SB3's rollout buffer holds a fixed ``n_steps`` per environment and cuts episodes at its border, so returns
     would need bootstrapping, which REINFORCE does not have. Here a batch is a list of whole episodes of
-    variable length. With ``n_envs > 1`` every environment contributes a fixed share of the ``n_episodes``;
-    all environments start the batch at an episode start (they are reset if needed), an environment that
-    has finished its share keeps stepping (``VecEnv`` steps all environments) but those steps are discarded,
-    so no episode is cut or used twice and every episode comes from the policy being updated. A time-limit
-    truncation ends an episode like a termination (Monte-Carlo returns, no bootstrap).
+    variable length (``Dict`` observations stored per key, as SB3's ``DictRolloutBuffer``). With ``n_envs > 1``
+    every environment contributes a fixed share of the ``n_episodes``; all environments start the batch at an
+    episode start (they are reset if needed), an environment that has finished its share keeps stepping
+    (``VecEnv`` steps all environments) but those steps are discarded, so no episode is cut or used twice and
+    every episode comes from the policy being updated. A time-limit truncation ends an episode like a termination
+    (Monte-Carlo returns, no bootstrap).
 
     Differences from the course notes:
 
@@ -57,10 +58,10 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
     - A2C's optional RMSprop (``use_rms_prop``, off: the course's Adam) and gSDE (``use_sde``) are available.
     - Optional fixed-size batches (``n_steps``, off by default; RLlib's ``batch_mode="truncate_episodes"``):
       ``n_steps`` steps per environment, episodes cut at the batch border and bootstrapped from the learned
-      baseline, truncations too. That is A2C with ``gae_lambda=1``, and it is collected and computed as A2C does
-      (SB3's ``RolloutBuffer``, its float32 returns and its shuffled batch), so the two compute the same runs (the
-      parity suite's implementation check compares them); it is not the course's whole-episode REINFORCE.
-      ``gae_lambda``, ``rollout_buffer_class`` and ``rollout_buffer_kwargs`` are A2C's and only apply to this mode.
+      baseline, truncations too. That is A2C (``gae_lambda=1`` unless set), and it is collected and computed as
+      A2C does (SB3's ``RolloutBuffer``, its float32 returns and its shuffled batch), so the two compute the same
+      runs (the parity suite's implementation check compares them); it is not the course's whole-episode
+      REINFORCE. ``gae_lambda``, ``rollout_buffer_class`` and ``rollout_buffer_kwargs`` only apply to this mode.
 
     Step budget: ``learn(total_timesteps)`` stops stepping once ``total_timesteps`` steps are done (at most
     ``n_envs - 1`` more, since a ``VecEnv`` steps all its envs at once), whatever the episode lengths: on an env whose
@@ -174,9 +175,8 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
         self.rollout_buffer_class = rollout_buffer_class
         self.rollout_buffer_kwargs = rollout_buffer_kwargs or {}
         if use_rms_prop and "optimizer_class" not in self.policy_kwargs:
-            # A2C's RMSprop (as the A3C paper), set as A2C does
+            # A2C's RMSprop, in a new dict: the caller's policy_kwargs stay as given (A2C adds to them)
             rms_prop = dict(alpha=0.99, eps=checked["rms_prop_eps"], weight_decay=0)
-            # A new dict: the caller's policy_kwargs stay as given (A2C adds to them)
             self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.RMSprop, "optimizer_kwargs": rms_prop}
         if _init_setup_model:
             self._setup_model()
