@@ -1,16 +1,25 @@
+import json
+import math
+import subprocess
+import sys
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import A2C
+from stable_baselines3.common import base_class
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from sb3_course import REINFORCE
 from sb3_course.common.returns import discounted_returns, l2_normalize
-from sb3_course.reinforce.reinforce import Episode
+from sb3_course.reinforce.episodes import Episode
 
 TINY = dict(net_arch=[8])
 
@@ -53,30 +62,45 @@ def test_fixed_batches_with_baseline_are_a2c_with_gae_lambda_1(time_limit: int):
     runs. Two envs of CartPole, three updates of 64 steps each across episode ends (time limit 10: truncations,
     bootstrapped from V): the weights equal A2C's bit for bit (same buffer, same arithmetic, same shuffled batch).
     """
-    env_kwargs = dict(max_episode_steps=time_limit)
+    model = _assert_same_runs_as_a2c(
+        lambda: make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=dict(max_episode_steps=time_limit))
+    )
+    assert model._episode_num > 6, "the batches must run across episode ends"
 
-    def make_env():
-        return make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=env_kwargs)
 
-    settings = dict(learning_rate=1e-3, gamma=0.99, vf_coef=0.5, ent_coef=0.01, max_grad_norm=0.5, seed=0)
-    a2c = A2C(
-        "MlpPolicy", make_env(), n_steps=64, gae_lambda=1.0, use_rms_prop=False,
-        normalize_advantage=True, policy_kwargs=dict(net_arch=[16], activation_fn=th.nn.ReLU), **settings,
-    )  # fmt: skip
+@pytest.mark.parametrize(
+    "env_id,policy,kwargs",
+    [
+        ("CartPole-v1", "MlpPolicy", dict(gae_lambda=0.9)),
+        ("CartPole-v1", "MlpPolicy", dict(use_rms_prop=True, rms_prop_eps=1e-4)),
+        ("Pendulum-v1", "MlpPolicy", dict(use_sde=True, sde_sample_freq=4)),
+        (SimpleMultiObsEnv, "MultiInputPolicy", dict(gae_lambda=0.95)),
+    ],
+    ids=["gae_lambda", "rms_prop", "gSDE", "Dict-observations"],
+)
+def test_fixed_batches_with_a2c_arguments_are_a2c(env_id, policy: str, kwargs: dict):
+    """A2C's arguments have A2C's meaning in ``n_steps`` mode: GAE, RMSprop, gSDE's noise resampling, ``Dict``
+    observations in SB3's ``DictRolloutBuffer`` give A2C's weights bit for bit."""
+    env_kwargs = dict(max_episode_steps=20) if isinstance(env_id, str) else {}  # SimpleMultiObsEnv: 100 steps
+    _assert_same_runs_as_a2c(lambda: make_vec_env(env_id, n_envs=2, seed=0, env_kwargs=env_kwargs), policy, **kwargs)
+
+
+def _assert_same_runs_as_a2c(make_env, policy: str = "MlpPolicy", **kwargs) -> REINFORCE:
+    settings = dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0, vf_coef=0.5, ent_coef=0.01, max_grad_norm=0.5, seed=0)
+    settings = {**settings, "use_rms_prop": False, "normalize_advantage": True, **kwargs}
+    a2c = A2C(policy, make_env(), n_steps=64, policy_kwargs=dict(net_arch=[16], activation_fn=th.nn.ReLU), **settings)
     initial = {name: param.clone() for name, param in a2c.policy.state_dict().items()}
     a2c.learn(3 * 128)
     # Built after A2C's run: the seed is set at construction and both draw actions from torch's global generator
-    model = REINFORCE(
-        "MlpPolicy", make_env(), n_steps=64, use_baseline=True,
-        normalize_advantage=True, policy_kwargs=dict(net_arch=[16]), **settings,
-    )  # fmt: skip
+    model = REINFORCE(policy, make_env(), n_steps=64, use_baseline=True, policy_kwargs=dict(net_arch=[16]), **settings)
+    assert type(model.policy.optimizer) is type(a2c.policy.optimizer)
     assert all(th.equal(param, initial[name]) for name, param in model.policy.state_dict().items())
     model.learn(3 * 128)
     assert model.num_timesteps == a2c.num_timesteps == 3 * 128 and model._n_updates == 3
-    assert model._episode_num > 6, "the batches must run across episode ends"
     for name, param in a2c.policy.state_dict().items():
         assert th.equal(model.policy.state_dict()[name], param), name
         assert not th.equal(param, initial[name]) or name == "log_std", name
+    return model
 
 
 def test_discounted_returns_by_hand():
@@ -165,22 +189,152 @@ def test_save_load_predict(tmp_path):
     assert loaded.n_episodes == 2 and loaded.gamma == 1.0
 
 
-def test_progress_bar():
-    REINFORCE("MlpPolicy", "CartPole-v1", policy_kwargs=TINY).learn(200, progress_bar=True)
+def test_progress_bar_ends_at_the_budget(monkeypatch):
+    # The budget cuts the last batch, so the bar (which counts every env step) ends exactly at its total
+    bars: list = []
+
+    class RecordingBar(ProgressBarCallback):
+        def _on_training_end(self) -> None:
+            bars.append((self.pbar.total, self.pbar.n))
+            super()._on_training_end()
+
+    monkeypatch.setattr(base_class, "ProgressBarCallback", RecordingBar)
+    model = REINFORCE("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, seed=0).learn(200, progress_bar=True)
+    assert bars == [(200, 200)] and model.num_timesteps == 200 and model._n_updates > 0
+
+
+def test_budget_cuts_the_last_batch_which_is_not_trained_on():
+    # Episodes of exactly 5 steps, 2 per batch: updates after steps 10 and 20; the batch from step 21 is cut at 25
+    env = DummyVecEnv([lambda: gym.wrappers.TimeLimit(CountingEnv(terminate=False), max_episode_steps=5)])
+    model = REINFORCE("MlpPolicy", env, n_episodes=2, policy_kwargs=TINY, seed=0)
+    batches: list[list[Episode]] = []
+    train = model.train
+    model.train = lambda episodes: (batches.append(episodes), train(episodes))  # type: ignore[method-assign]
+    model.learn(25)
+    assert model.num_timesteps == 25 and model._n_updates == 2 and [len(b) for b in batches] == [2, 2]
+    # The next call starts a new batch of whole episodes
+    model.learn(10, reset_num_timesteps=False)
+    assert model.num_timesteps == 35 and model._n_updates == 3
+    # A VecEnv steps all its envs: the budget is passed by at most n_envs - 1 steps (6 batches of 15 steps, cut at 102)
+    env = DummyVecEnv([lambda: gym.wrappers.TimeLimit(CountingEnv(terminate=False), max_episode_steps=5)] * 3)
+    model = REINFORCE("MlpPolicy", env, n_episodes=3, policy_kwargs=TINY)
+    assert model.learn(100).num_timesteps == 102 and model._n_updates == 6
+    # A call whose budget holds no whole batch warns that it made no update
+    with pytest.warns(UserWarning, match="REINFORCE made no update in 12 steps"):
+        model.learn(10)
+
+
+# learn(2000) on envs whose episodes never end or last 100 000 steps, in a subprocess with a timeout, so that a
+# regression fails instead of hanging the test run. Prints, per case, the steps done, the updates, whether it
+# warned, and (one env) the peak of Python's allocations during learn(): the batch held in memory.
+LONG_EPISODES = """
+import json, tracemalloc, warnings
+import gymnasium as gym, numpy as np, torch as th
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import DummyVecEnv
+from sb3_course import REINFORCE
+
+th.set_num_threads(1)  # as tests/conftest.py: tiny networks, shared cores
+
+
+class LongEnv(gym.Env):
+    observation_space, action_space = spaces.Box(-1, 1, (4,), np.float32), spaces.Discrete(2)
+
+    def __init__(self, length):
+        self.length, self.t = length, 0
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(4, np.float32), 1.0, self.length is not None and self.t >= self.length, False, {}
+
+results = []
+for length, n_envs, kwargs in [(None, 1, {}), (None, 3, dict(use_baseline=True)), (100_000, 2, {})]:
+    env = DummyVecEnv([lambda: LongEnv(length)] * n_envs)
+    model = REINFORCE("MlpPolicy", env, n_episodes=n_envs, policy_kwargs=dict(net_arch=[8]), **kwargs)
+    measure = n_envs == 1  # tracemalloc slows every allocation: one case
+    if measure:
+        tracemalloc.start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.learn(2000)
+    peak = tracemalloc.get_traced_memory()[1] if measure else None
+    tracemalloc.stop()
+    warned = any("made no update" in str(w.message) for w in caught)
+    results.append(dict(n_envs=n_envs, steps=model.num_timesteps, updates=model._n_updates, warned=warned, peak=peak))
+print(json.dumps(results))
+"""
+
+
+def test_learn_returns_at_the_budget_when_episodes_never_end():
+    done = subprocess.run([sys.executable, "-c", LONG_EPISODES], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout.splitlines()[-1])
+    assert len(results) == 3
+    for result in results:
+        assert 2000 <= result["steps"] <= 2000 + result["n_envs"] - 1, result
+        # No episode ended, so no Monte-Carlo return and no update, and the user is told
+        assert result["updates"] == 0 and result["warned"], result
+    # The batch held is bounded by the budget: the class docstring's ~0.3 kB per env step, with a margin
+    assert 0 < results[0]["peak"] < 2000 * 2_000, results[0]
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        (dict(n_episodes=2.5), TypeError, "n_episodes"),
+        (dict(n_episodes="2"), TypeError, "n_episodes"),
+        (dict(n_episodes=0), ValueError, "n_episodes"),
+        (dict(learning_rate="1e-3"), TypeError, "learning_rate"),
+        (dict(learning_rate=math.inf), ValueError, "learning_rate"),
+        (dict(learning_rate=math.nan), ValueError, "learning_rate"),
+        (dict(gamma=1.5), ValueError, "gamma"),
+        (dict(ent_coef=-1.0), ValueError, "ent_coef"),
+        (dict(vf_coef=math.inf), ValueError, "vf_coef"),
+        (dict(max_grad_norm=0.0), ValueError, "max_grad_norm"),
+        (dict(sde_sample_freq=2.5), TypeError, "sde_sample_freq"),
+        (dict(normalize_advantage="no"), TypeError, "normalize_advantage"),
+        (dict(use_baseline="False"), TypeError, "use_baseline"),
+        (dict(gae_lambda=0.9), ValueError, "gae_lambda=0.9 bootstraps .* set n_steps and use_baseline=True"),
+        (dict(rollout_buffer_class=RolloutBuffer), ValueError, "rollout_buffer_class .* set n_steps"),
+        (dict(rollout_buffer_kwargs=dict(gamma=0.5)), ValueError, "rollout_buffer_kwargs .* set n_steps"),
+        (dict(n_steps=32), ValueError, "use_baseline=True"),
+    ],
+)
+def test_construction_errors_name_the_argument(kwargs: dict, error: type, match: str):
+    with pytest.raises(error, match=match):
+        REINFORCE("MlpPolicy", "CartPole-v1", **kwargs)
 
 
 def test_construction_errors():
     with pytest.raises(AssertionError, match="only supports"):
-        REINFORCE("MlpPolicy", make_vec_env(lambda: _multi_discrete_env()))
-    with pytest.raises(ValueError, match="gamma"):
-        REINFORCE("MlpPolicy", "CartPole-v1", gamma=1.5)
+        REINFORCE("MlpPolicy", make_vec_env(lambda: _tuple_action_env()))
     with pytest.raises(ValueError, match="n_episodes"):
         REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=3), n_episodes=2)
-    with pytest.raises(ValueError, match="use_baseline=True"):
-        REINFORCE("MlpPolicy", "CartPole-v1", n_steps=32)
 
 
-def _multi_discrete_env() -> gym.Env:
+def test_numbers_from_yaml_are_accepted():
+    # YAML 1.1 reads 1e2 as a float and NumPy scalars come from sweeps: integral values are integers
+    model = REINFORCE(
+        "MlpPolicy", "CartPole-v1", n_episodes=4.0, n_steps=np.int64(32), gamma=np.float32(0.5), use_baseline=True
+    )
+    assert (model.n_episodes, model.n_steps, model.rollout_buffer.buffer_size) == (4, 32, 32)
+    assert type(model.n_episodes) is int and type(model.gamma) is float
+
+
+def test_load_with_more_envs_than_the_default_n_episodes(tmp_path):
+    # load() builds the class with its defaults (n_episodes=2) before it restores the saved n_episodes=4
+    model = REINFORCE("MlpPolicy", make_vec_env("CartPole-v1", n_envs=4), n_episodes=4, policy_kwargs=TINY, seed=0)
+    model.save(tmp_path / "m")
+    loaded = REINFORCE.load(tmp_path / "m", env=make_vec_env("CartPole-v1", n_envs=4))
+    assert loaded.n_episodes == loaded.n_envs == 4
+    assert loaded.learn(400)._n_updates > 0
+
+
+def _tuple_action_env() -> gym.Env:
     env = CountingEnv()
-    env.action_space = spaces.MultiDiscrete([2, 2])
+    env.action_space = spaces.Tuple([spaces.Discrete(2), spaces.Discrete(2)])
     return env

@@ -1,4 +1,4 @@
-from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy, REINFORCEPolicy
+from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy, REINFORCEMultiInputPolicy, REINFORCEPolicy
 from sb3_course.reinforce.reinforce import REINFORCE
 
-__all__ = ["REINFORCE", "CnnPolicy", "MlpPolicy", "REINFORCEPolicy"]
+__all__ = ["REINFORCE", "CnnPolicy", "MlpPolicy", "MultiInputPolicy", "REINFORCEMultiInputPolicy", "REINFORCEPolicy"]

@@ -1,7 +1,7 @@
 from typing import Any
 
 from gymnasium import spaces
-from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticPolicy, MultiInputActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
@@ -43,6 +43,39 @@ class REINFORCEPolicy(ActorCriticPolicy):
         )
 
 
+class REINFORCEMultiInputPolicy(MultiInputActorCriticPolicy):
+    """
+    Policy of REINFORCE for ``Dict`` observations: SB3's ``MultiInputActorCriticPolicy`` (``CombinedExtractor``:
+    a CNN per image key, the other keys flattened) with the course MLP [128] (ReLU) on top as default.
+
+    :param observation_space: observation space (``Dict``)
+    :param action_space: action space
+    :param lr_schedule: learning rate schedule
+    :param net_arch: hidden layer sizes of the actor (and of the separate value network) (default: [128])
+    :param activation_fn: activation function of the hidden layers (default: ReLU, as in the course MLP)
+    :param kwargs: keyword arguments of ``MultiInputActorCriticPolicy``
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Dict,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[nn.Module] = nn.ReLU,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch=list(COURSE_NET_ARCH) if net_arch is None else net_arch,
+            activation_fn=activation_fn,
+            **kwargs,
+        )
+
+
 MlpPolicy = REINFORCEPolicy
 # Image observations use SB3's default (NatureCNN, no extra hidden layer).
 CnnPolicy = ActorCriticCnnPolicy
+MultiInputPolicy = REINFORCEMultiInputPolicy

@@ -1,12 +1,13 @@
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, TypeVar
+import math
+import warnings
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from stable_baselines3.common.base_class import BaseAlgorithm, maybe_make_env
-from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.base_class import maybe_make_env
+from stable_baselines3.common.buffers import DictRolloutBuffer, RolloutBuffer
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
@@ -15,42 +16,16 @@ from torch.nn import functional as F
 from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.returns import discounted_returns
-from sb3_course.common.validation import (
-    check_in_range,
-    check_learning_rate,
-    check_observation_space,
-    check_policy_class,
-)
-from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy
+from sb3_course.common.validation import check_learning_rate, check_observation_space, check_policy_class
+from sb3_course.reinforce.arguments import check_arguments, check_batch_mode
+from sb3_course.reinforce.episodes import Episode, stack_observations
+from sb3_course.reinforce.policies import CnnPolicy, MlpPolicy, MultiInputPolicy
+from sb3_course.reinforce.rollouts import EpisodicAlgorithm
 
 SelfREINFORCE = TypeVar("SelfREINFORCE", bound="REINFORCE")
 
 
-@dataclass
-class Episode:
-    """One whole episode of one environment: observations, actions taken (unclipped) and rewards."""
-
-    observations: list[np.ndarray] = field(default_factory=list)
-    actions: list[np.ndarray] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.rewards)
-
-
-class _Step(NamedTuple):
-    """One ``VecEnv`` step: actions taken (unclipped), the policy's values and log-probabilities, the results."""
-
-    actions: np.ndarray
-    values: th.Tensor
-    log_probs: th.Tensor
-    new_obs: Any
-    rewards: np.ndarray
-    dones: np.ndarray
-    infos: list[dict]
-
-
-class REINFORCE(SafeFilesMixin, BaseAlgorithm):
+class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
     """
     Batch episodic REINFORCE: Monte-Carlo policy gradient on whole episodes, one update per batch of episodes.
 
@@ -64,11 +39,12 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     Why ``BaseAlgorithm`` with its own ``learn()`` loop (as sb3-contrib's ARS) and not ``OnPolicyAlgorithm``:
     SB3's rollout buffer holds a fixed ``n_steps`` per environment and cuts episodes at its border, so returns
     would need bootstrapping, which REINFORCE does not have. Here a batch is a list of whole episodes of
-    variable length. With ``n_envs > 1`` every environment contributes a fixed share of the ``n_episodes``;
-    all environments start the batch at an episode start (they are reset if needed), an environment that
-    has finished its share keeps stepping (``VecEnv`` steps all environments) but those steps are discarded,
-    so no episode is cut or used twice and every episode comes from the policy being updated. A time-limit
-    truncation ends an episode like a termination (Monte-Carlo returns, no bootstrap).
+    variable length (``Dict`` observations stored per key, as SB3's ``DictRolloutBuffer``). With ``n_envs > 1``
+    every environment contributes a fixed share of the ``n_episodes``; all environments start the batch at an
+    episode start (they are reset if needed), an environment that has finished its share keeps stepping
+    (``VecEnv`` steps all environments) but those steps are discarded, so no episode is cut or used twice and
+    every episode comes from the policy being updated. A time-limit truncation ends an episode like a termination
+    (Monte-Carlo returns, no bootstrap).
 
     Differences from the course notes:
 
@@ -79,25 +55,48 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     - Optional learned baseline (``use_baseline``, advantage ``G_t - V(s_t)``, value loss weighted by ``vf_coef``)
       and entropy bonus (``ent_coef``), both off by default; gradient clipping at ``max_grad_norm`` (default: off).
     - SB3's ``ActorCriticPolicy`` initialisation (orthogonal) and Adam ``eps=1e-5`` instead of PyTorch defaults.
+    - A2C's optional RMSprop (``use_rms_prop``, off: the course's Adam) and gSDE (``use_sde``) are available.
     - Optional fixed-size batches (``n_steps``, off by default; RLlib's ``batch_mode="truncate_episodes"``):
       ``n_steps`` steps per environment, episodes cut at the batch border and bootstrapped from the learned
-      baseline, truncations too. That is A2C with ``gae_lambda=1``, and it is collected and computed as A2C does
-      (SB3's ``RolloutBuffer``, its float32 returns and its shuffled batch), so the two compute the same runs (the
-      parity suite's implementation check compares them); it is not the course's whole-episode REINFORCE.
+      baseline, truncations too. That is A2C (``gae_lambda=1`` unless set), and it is collected and computed as
+      A2C does (SB3's ``RolloutBuffer``, its float32 returns and its shuffled batch), so the two compute the same
+      runs (the parity suite's implementation check compares them); it is not the course's whole-episode
+      REINFORCE. ``gae_lambda``, ``rollout_buffer_class`` and ``rollout_buffer_kwargs`` only apply to this mode.
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy)
+    Step budget: ``learn(total_timesteps)`` stops stepping once ``total_timesteps`` steps are done (at most
+    ``n_envs - 1`` more, since a ``VecEnv`` steps all its envs at once), whatever the episode lengths: on an env whose
+    episodes never end it returns after the budget, as A2C does. The batch the budget cuts is not trained on: its
+    unfinished episodes have no Monte-Carlo return, and an update on its finished episodes alone would favour short
+    episodes. Its steps are counted (callbacks, logger, progress bar). Memory holds one batch, so never more than the
+    budget's steps (measured: about 0.3 kB per env step with a 4-float observation, plus the bytes of larger
+    observations). A ``learn()`` call that ends without any update (no batch of whole episodes fitted into its
+    budget) warns. With ``n_steps`` the batches are A2C's, and as A2C ``learn()`` finishes its last batch: up to
+    ``n_steps * n_envs - 1`` steps past the budget.
+
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
-    :param learning_rate: learning rate of Adam, constant or a schedule of the remaining progress (course: 2e-4)
-    :param n_episodes: number of whole episodes per update, over all environments (course: 2)
+    :param learning_rate: learning rate, constant or a schedule of the remaining progress (course: 2e-4)
+    :param n_episodes: number of whole episodes per update, over all environments (course: 2); at least ``n_envs``
     :param n_steps: ``None``: batches of ``n_episodes`` whole episodes (course); an int: batches of ``n_steps``
         steps per environment across episode ends, cut episodes bootstrapped from ``V`` (needs ``use_baseline``)
     :param gamma: discount factor (course: 1.0)
+    :param gae_lambda: GAE's bias-variance trade-off of the ``n_steps`` batches (A2C's); whole episodes are
+        Monte-Carlo, 1.0
+    :param ent_coef: weight of the entropy bonus (0: none, as in the course)
+    :param vf_coef: weight of the value loss; only used with ``use_baseline``
+    :param max_grad_norm: maximum gradient norm (``inf``: no clipping, as in the course)
+    :param rms_prop_eps: RMSprop's epsilon (with ``use_rms_prop``)
+    :param use_rms_prop: whether to use RMSprop (A2C's default) instead of the course's Adam
+    :param use_sde: whether to use generalized State Dependent Exploration (gSDE) instead of action noise
+        exploration (``Box`` actions only)
+    :param sde_sample_freq: sample a new gSDE noise matrix every ``sde_sample_freq`` steps (-1: only at the
+        beginning of each batch)
+    :param rollout_buffer_class: rollout buffer class of the ``n_steps`` batches (default: SB3's ``RolloutBuffer``,
+        ``DictRolloutBuffer`` for ``Dict`` observations)
+    :param rollout_buffer_kwargs: keyword arguments of the rollout buffer of the ``n_steps`` batches
     :param normalize_advantage: standardise the advantages over the batch; without a baseline the advantages are
         the returns, so this is the course's return normalisation (course: on)
     :param use_baseline: subtract the learned value ``V(s_t)`` from ``G_t`` and train it by regression on ``G_t``
-    :param vf_coef: weight of the value loss; only used with ``use_baseline``
-    :param ent_coef: weight of the entropy bonus (0: none, as in the course)
-    :param max_grad_norm: maximum gradient norm (``inf``: no clipping, as in the course)
     :param stats_window_size: window size of the rollout statistics (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments of the policy
@@ -110,8 +109,10 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MlpPolicy,
         "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
     }
     policy: ActorCriticPolicy
+    rollout_buffer: RolloutBuffer
 
     def __init__(
         self,
@@ -121,11 +122,18 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         n_episodes: int = 2,
         n_steps: int | None = None,
         gamma: float = 1.0,
+        gae_lambda: float = 1.0,
+        ent_coef: float = 0.0,
+        vf_coef: float = 0.5,
+        max_grad_norm: float = math.inf,
+        rms_prop_eps: float = 1e-5,
+        use_rms_prop: bool = False,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type[RolloutBuffer] | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
         normalize_advantage: bool = True,
         use_baseline: bool = False,
-        vf_coef: float = 0.5,
-        ent_coef: float = 0.0,
-        max_grad_norm: float = float("inf"),
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -136,15 +144,8 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
     ) -> None:
         check_policy_class(policy, ActorCriticPolicy, "REINFORCE")
         check_learning_rate(learning_rate)
-        check_in_range("gamma", gamma, 0.0, 1.0)
-        check_in_range("n_episodes", n_episodes, 1, float("inf"))
-        if n_steps is not None:
-            check_in_range("n_steps", n_steps, 1, float("inf"))
-            if not use_baseline:
-                raise ValueError("n_steps bootstraps the episodes it cuts from the learned value: set use_baseline=True")
-        check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
-        check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
-        check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
+        checked = check_arguments(locals())  # every number and flag, by name; ints and floats as Python's
+        check_batch_mode(n_steps, use_baseline, gae_lambda, rollout_buffer_class, rollout_buffer_kwargs)
         env = maybe_make_env(env, verbose)  # type: ignore[assignment]
         check_observation_space(getattr(env, "observation_space", None), "REINFORCE")
         super().__init__(
@@ -152,162 +153,68 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             env,
             learning_rate=learning_rate,
             policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
+            stats_window_size=checked["stats_window_size"],
             tensorboard_log=tensorboard_log,
-            verbose=verbose,
+            verbose=checked["verbose"],
             device=device,
             support_multi_env=True,
-            seed=seed,
-            supported_action_spaces=(spaces.Discrete, spaces.Box),
+            seed=checked["seed"],
+            use_sde=use_sde,
+            sde_sample_freq=checked["sde_sample_freq"],
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
-        if self.env is not None and n_steps is None and n_episodes < self.n_envs:
-            raise ValueError(f"n_episodes ({n_episodes}) must be at least n_envs ({self.n_envs}): each env runs a share")
-        self.n_episodes = n_episodes
-        self.n_steps = n_steps
-        self.gamma = gamma
+        self.n_episodes = checked["n_episodes"]
+        self.n_steps = checked["n_steps"]
+        self.gamma = checked["gamma"]
+        self.gae_lambda = checked["gae_lambda"]
         self.normalize_advantage = normalize_advantage
         self.use_baseline = use_baseline
-        self.vf_coef = vf_coef
-        self.ent_coef = ent_coef
-        self.max_grad_norm = max_grad_norm
+        self.vf_coef = checked["vf_coef"]
+        self.ent_coef = checked["ent_coef"]
+        self.max_grad_norm = checked["max_grad_norm"]
+        self.rollout_buffer_class = rollout_buffer_class
+        self.rollout_buffer_kwargs = rollout_buffer_kwargs or {}
+        if use_rms_prop and "optimizer_class" not in self.policy_kwargs:
+            # A2C's RMSprop, in a new dict: the caller's policy_kwargs stay as given (A2C adds to them)
+            rms_prop = dict(alpha=0.99, eps=checked["rms_prop_eps"], weight_decay=0)
+            self.policy_kwargs = {**self.policy_kwargs, "optimizer_class": th.optim.RMSprop, "optimizer_kwargs": rms_prop}
         if _init_setup_model:
             self._setup_model()
 
     def _setup_model(self) -> None:
+        if self.env is not None and self.n_steps is None and self.n_episodes < self.n_envs:
+            raise ValueError(f"n_episodes ({self.n_episodes}) must be at least n_envs ({self.n_envs}): each env runs a share")
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
         self.policy = self.policy.to(self.device)
+        # A2C's warning for an MLP policy on a GPU (SB3 issue 1245); the method reads only the policy class and device
+        OnPolicyAlgorithm._maybe_recommend_cpu(self, mlp_class_name=MlpPolicy.__name__)  # type: ignore[arg-type]
         if self.n_steps is not None:
-            self.rollout_buffer = RolloutBuffer(
+            if self.rollout_buffer_class is None:
+                dict_obs = isinstance(self.observation_space, spaces.Dict)
+                self.rollout_buffer_class = DictRolloutBuffer if dict_obs else RolloutBuffer
+            self.rollout_buffer = self.rollout_buffer_class(
                 self.n_steps,
-                self.observation_space,
+                self.observation_space,  # type: ignore[arg-type]
                 self.action_space,
                 device=self.device,
                 gamma=self.gamma,
-                gae_lambda=1.0,  # Monte-Carlo returns inside the batch, bootstrapped at its border
+                gae_lambda=self.gae_lambda,  # 1: Monte-Carlo returns inside the batch, bootstrapped at its border
                 n_envs=self.n_envs,
+                **self.rollout_buffer_kwargs,
             )
 
     def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
         # Adam's moments too (as OnPolicyAlgorithm): a loaded model trains on as the saved one would have
         return ["policy", "policy.optimizer"], []
 
-    def _episode_shares(self) -> np.ndarray:
-        """How many episodes each environment contributes to a batch (they sum to ``n_episodes``)."""
-        shares = np.full(self.n_envs, self.n_episodes // self.n_envs)
-        shares[: self.n_episodes % self.n_envs] += 1
-        return shares
-
-    def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
-        if not isinstance(self.action_space, spaces.Box):
-            return actions
-        if self.policy.squash_output:
-            return self.policy.unscale_action(actions)
-        return np.clip(actions, self.action_space.low, self.action_space.high)
-
-    def _step(self, callback: BaseCallback) -> _Step | None:
-        """
-        One ``VecEnv`` step with the current policy, counted and shown to the callback.
-
-        :return: the step, or ``None`` if the callback stopped training
-        """
-        assert self.env is not None
-        with th.no_grad():
-            actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
-        actions = actions.cpu().numpy()
-        new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
-        self.num_timesteps += self.n_envs
-        callback.update_locals(locals())
-        if not callback.on_step():
-            return None
-        self._update_info_buffer(infos, dones)
-        return _Step(actions, values, log_probs, new_obs, rewards, dones, infos)
-
-    def collect_episodes(self, callback: BaseCallback) -> list[Episode] | None:
-        """
-        Run the current policy until every environment has finished its share of the batch.
-
-        :param callback: called after every ``VecEnv`` step
-        :return: the finished episodes, or ``None`` if the callback stopped training
-        """
-        assert self.env is not None and self._last_episode_starts is not None
-        if not self._last_episode_starts.all():
-            # A batch starts at an episode start in every env: no episode is shared by two batches.
-            self._last_obs = self.env.reset()  # type: ignore[assignment]
-            self._last_episode_starts = np.ones(self.n_envs, dtype=bool)
-        shares = self._episode_shares()
-        running = [Episode() for _ in range(self.n_envs)]
-        finished: list[Episode] = []
-        self.policy.set_training_mode(False)
-        callback.on_rollout_start()
-        while shares.any():
-            step = self._step(callback)
-            if step is None:
-                return None
-            for i in np.flatnonzero(shares):
-                running[i].observations.append(self._last_obs[i])  # type: ignore[index]
-                running[i].actions.append(step.actions[i])
-                running[i].rewards.append(float(step.rewards[i]))
-                if step.dones[i]:
-                    finished.append(running[i])
-                    running[i] = Episode()
-                    shares[i] -= 1
-                    self._episode_num += 1
-            self._last_obs = step.new_obs
-            self._last_episode_starts = step.dones
-        callback.on_rollout_end()
-        return finished
-
-    def collect_steps(self, callback: BaseCallback) -> bool:
-        """
-        ``n_steps`` steps of every environment with the current policy, across episode ends, into the rollout
-        buffer with their returns (``n_steps`` mode): the steps of SB3's ``OnPolicyAlgorithm.collect_rollouts``.
-
-        :param callback: called after every ``VecEnv`` step
-        :return: whether the batch is complete (``False`` if the callback stopped training)
-        """
-        assert self.n_steps is not None
-        self.rollout_buffer.reset()
-        self.policy.set_training_mode(False)
-        callback.on_rollout_start()
-        for _ in range(self.n_steps):
-            step = self._step(callback)
-            if step is None:
-                return False
-            actions, rewards = step.actions, step.rewards
-            if isinstance(self.action_space, spaces.Discrete):
-                actions = actions.reshape(-1, 1)
-            for i in np.flatnonzero(step.dones):
-                info = step.infos[i]
-                if info.get("terminal_observation") is not None and info.get("TimeLimit.truncated", False):
-                    # A truncation bootstraps from V(s_T) inside the reward (as SB3's on-policy algorithms)
-                    terminal_obs = self.policy.obs_to_tensor(info["terminal_observation"])[0]
-                    with th.no_grad():
-                        terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
-                    rewards[i] += self.gamma * terminal_value
-            self.rollout_buffer.add(
-                self._last_obs,  # type: ignore[arg-type]
-                actions,
-                rewards,
-                self._last_episode_starts,  # type: ignore[arg-type]
-                step.values,
-                step.log_probs,
-            )
-            self._episode_num += int(step.dones.sum())
-            self._last_obs = step.new_obs
-            self._last_episode_starts = step.dones
-        with th.no_grad():
-            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
-        assert self._last_episode_starts is not None
-        self.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=self._last_episode_starts)
-        callback.on_rollout_end()
-        return True
-
     def _episodes_batch(self, episodes: list[Episode]) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         """Observations, actions and returns ``G_t`` of whole episodes, no bootstrap (truncations end them too)."""
-        observations = obs_as_tensor(np.concatenate([np.stack(e.observations) for e in episodes]), self.device)
-        actions = th.as_tensor(np.concatenate([np.stack(e.actions) for e in episodes]), device=self.device)
+        observations = obs_as_tensor(stack_observations([obs for e in episodes for obs in e.observations]), self.device)
+        actions = th.as_tensor(np.stack([action for e in episodes for action in e.actions]), device=self.device)
         returns = np.concatenate([discounted_returns(np.array(e.rewards), self.gamma) for e in episodes])
         return observations, actions, th.as_tensor(returns, device=self.device)  # type: ignore[return-value]
 
@@ -379,7 +286,8 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
         progress_bar: bool = False,
     ) -> SelfREINFORCE:
         """
-        Train until ``total_timesteps`` environment steps (the last batch is always finished).
+        Train until ``total_timesteps`` environment steps: a batch of whole episodes that the budget cuts is dropped,
+        an ``n_steps`` batch is finished (class docstring).
 
         :param total_timesteps: number of environment steps to train on
         :param callback: callback(s) called after every environment step
@@ -393,9 +301,10 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         callback.on_training_start(locals(), globals())
+        n_updates_at_start = self._n_updates
         while self.num_timesteps < total_timesteps:
             if self.n_steps is None:
-                episodes = self.collect_episodes(callback)
+                episodes = self.collect_episodes(callback, total_timesteps)
                 if episodes is None:
                     break
             elif not self.collect_steps(callback):
@@ -407,4 +316,14 @@ class REINFORCE(SafeFilesMixin, BaseAlgorithm):
             if log_interval is not None and self._n_updates % log_interval == 0:
                 self.dump_logs()
         callback.on_training_end()
+        n_steps_done = self.num_timesteps - self._num_timesteps_at_start
+        if self._n_updates == n_updates_at_start and self.num_timesteps >= total_timesteps and n_steps_done > 0:
+            warnings.warn(
+                f"REINFORCE made no update in {n_steps_done} steps: no batch of {self.n_episodes} whole episodes ended "
+                "within the budget, and a batch the budget cuts is dropped (episodes without an end have no "
+                "Monte-Carlo return). Raise total_timesteps, lower n_episodes, add a time limit to the env "
+                "(gymnasium.wrappers.TimeLimit) or set n_steps and use_baseline=True for fixed-size batches.",
+                UserWarning,
+                stacklevel=2,
+            )
         return self
