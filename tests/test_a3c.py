@@ -23,8 +23,9 @@ from stable_baselines3.common.monitor import Monitor
 
 from sb3_course import A3C
 from sb3_course.a3c import A3CPolicy, A3CWorkerError
-from sb3_course.a3c import worker as a3c_worker
-from sb3_course.a3c.worker import Rollout, Worker, env_factory_from_vec_env
+from sb3_course.a3c import pool as a3c_pool
+from sb3_course.a3c.envs import worker_env_factory
+from sb3_course.a3c.worker import Rollout, Worker
 from sb3_course.common.returns import discounted_returns
 from sb3_course.common.wrappers import CourseA3CReward
 
@@ -37,13 +38,13 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def worker_pids(monkeypatch):
     """PIDs of every worker process started during the test."""
     pids: list[int] = []
-    start = a3c_worker.WorkerPool.start
+    start = a3c_pool.WorkerPool.start
 
     def recording_start(pool):
         start(pool)
         pids.extend(process.pid for process in pool.processes)
 
-    monkeypatch.setattr(a3c_worker.WorkerPool, "start", recording_start)
+    monkeypatch.setattr(a3c_pool.WorkerPool, "start", recording_start)
     return pids
 
 
@@ -164,7 +165,7 @@ def test_construction_errors():
 
 def test_workers_rebuild_env_with_recorded_wrappers():
     vec_env = make_vec_env("CartPole-v1", wrapper_class=CourseA3CReward, wrapper_kwargs=dict(failure_reward=-5.0))
-    env = env_factory_from_vec_env(vec_env)()
+    env = worker_env_factory(vec_env)()
     # Shaping outside Monitor: the workers log CartPole's own returns.
     assert isinstance(env, CourseA3CReward) and isinstance(env.env, Monitor) and env.failure_reward == -5.0
     env.reset(seed=0)
