@@ -17,6 +17,13 @@ MAX_WORKERS = 256
 FLAGS = ("use_rms_prop", "use_sde", "normalize_advantage", "normalize_returns", "cross_episodes")
 
 
+class LearningRateTypeError(TypeError, AssertionError):
+    """
+    A learning rate that is neither a number nor a callable: SB3 asserts this (``get_schedule_fn``), so code written
+    for SB3 catches it as an ``AssertionError``.
+    """
+
+
 def check_bool(name: str, value: object) -> bool:
     """Raise a ``TypeError`` naming the argument when ``value`` is not a bool (``"False"`` would be true)."""
     if not isinstance(value, bool | np.bool_):
@@ -25,13 +32,16 @@ def check_bool(name: str, value: object) -> bool:
 
 
 def check_device(device: th.device | str) -> None:
-    """Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C)."""
+    """
+    Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C); an invalid device raises
+    torch's error type (as SB3), its message naming the argument.
+    """
     if device == "auto":
         return
     try:
         kind = th.device(device).type
     except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device: {error}") from error
+        raise type(error)(f"device: {error}") from None
     if kind != "cpu":
         raise ValueError(
             f"A3C's workers update one policy in shared CPU memory (Hogwild), so device must be 'cpu' or 'auto', "
@@ -48,7 +58,10 @@ def check_arguments(args: dict[str, Any]) -> dict[str, Any]:
     :return: the checked arguments
     """
     checked = dict(args)
-    check_learning_rate(args["learning_rate"])
+    try:
+        check_learning_rate(args["learning_rate"])
+    except TypeError as error:
+        raise LearningRateTypeError(str(error)) from None
     checked["n_workers"] = check_int("n_workers", args["n_workers"], 1, MAX_WORKERS)
     if args["n_steps"] is not None:
         checked["n_steps"] = check_int("n_steps", args["n_steps"])
