@@ -27,7 +27,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 TINY = dict(net_arch=dict(trunk=[8], vf=[8]))
 
 ENDLESS_SCRIPT = """
-import ctypes, sys
+import ctypes, os, sys, time
 import gymnasium as gym, numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
@@ -42,17 +42,22 @@ class Endless(gym.Env):
         return np.ones(2, np.float32), {{}}
 
     def step(self, action):
+        self.steps = getattr(self, "steps", 0) + 1
+        if {block} and self.steps == 100:
+            # Blocked in a step for an hour
+            open(f"{ready}.blocked.{{os.getpid()}}", "w").close()
+            time.sleep(3600)
         return np.ones(2, np.float32), 0.0, False, False, {{}}
 
 def make_env():
     if not {death_signal}:
-        ctypes.CDLL(None).prctl(1, 0)  # PR_SET_PDEATHSIG off: only the rollout loop's check of the parent is left
+        ctypes.CDLL(None).prctl(1, 0)  # PR_SET_PDEATHSIG off: only the worker's watch of the main process is left
     return Endless()
 
 class Ready(BaseCallback):
     def _on_step(self):
-        if self.n_calls == 200:
-            open(sys.argv[1], "w").close()
+        if self.n_calls == 150:
+            open("{ready}", "w").close()
         return True
 
 if __name__ == "__main__":
@@ -128,27 +133,28 @@ def kill_marked(mark: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("signum", "death_signal"),
+    ("signum", "death_signal", "block"),
     [
-        pytest.param(signal.SIGTERM, True, id="SIGTERM"),
-        pytest.param(signal.SIGKILL, True, id="SIGKILL"),
-        pytest.param(signal.SIGKILL, False, id="SIGKILL-rollout-check-only"),
+        pytest.param(signal.SIGTERM, True, False, id="SIGTERM"),
+        pytest.param(signal.SIGKILL, True, False, id="SIGKILL"),
+        pytest.param(signal.SIGKILL, False, False, id="SIGKILL-watch-only"),
+        pytest.param(signal.SIGKILL, False, True, id="SIGKILL-watch-only-blocked-in-step"),
     ],
 )
-def test_workers_end_with_a_killed_main_process(tmp_path, signum, death_signal):
+def test_workers_end_with_a_killed_main_process(tmp_path, signum, death_signal, block):
     mark, ready = uuid.uuid4().hex, tmp_path / "ready"
-    script = textwrap.dedent(ENDLESS_SCRIPT).format(death_signal=death_signal)
-    process = run_marked(["-c", script, str(ready)], mark, tmp_path)
+    script = textwrap.dedent(ENDLESS_SCRIPT).format(death_signal=death_signal, block=block, ready=ready)
+    process = run_marked(["-c", script], mark, tmp_path)
     try:
         deadline = time.monotonic() + 120
-        while not ready.exists():
+        while not ready.exists() or (block and len(list(tmp_path.glob("ready.blocked.*"))) < 2):
             assert process.poll() is None and time.monotonic() < deadline, "training did not start"
             time.sleep(0.05)
         # The main process, the fork server, the resource tracker and two workers inside an endless rollout
         assert len(marked_processes(mark)) == 5
         process.send_signal(signum)
         assert process.wait(timeout=30) == -signum
-        # A bound for a loaded CI machine; the workers check every 0.2 s (without the death signal)
+        # A bound for a loaded CI machine (the workers go at once)
         assert wait_until_gone(mark, timeout=15) == []
     finally:
         process.kill()

@@ -6,9 +6,10 @@ advantages, one Hogwild gradient step per rollout) and the process entry point t
 import ctypes
 import dataclasses
 import multiprocessing as mp
+import os
 import signal
 import sys
-import time
+import threading
 import traceback
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,17 +33,11 @@ from sb3_course.common.returns import discounted_returns, l2_normalize
 EPISODE, ERROR = "episode", "error"
 # Name of the worker processes (the main module re-imported in one must not start workers itself)
 WORKER_NAME = "A3C-worker"
-# How often a worker checks that the main process is still alive, in seconds
-PARENT_CHECK_INTERVAL = 0.2
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class A3CWorkerError(RuntimeError):
     """Raised in the main process when an A3C worker failed; the message holds the worker's traceback."""
-
-
-class ParentDied(Exception):
-    """The main process is gone: the worker stops without reporting (nobody reads its messages)."""
 
 
 @dataclass
@@ -123,7 +118,6 @@ class Worker:
     ) -> None:
         self.rank, self.config, self.policy = rank, config, policy
         self.counter, self.stop_event, self.messages = counter, stop_event, messages
-        self.parent, self.next_parent_check = mp.parent_process(), 0.0
         self.env = config.env_fn()
         if not is_wrapped(self.env, Monitor):
             self.env = Monitor(self.env)
@@ -135,15 +129,6 @@ class Worker:
         # One optimizer per worker (001: ``worker_opt = optim.Adam(...)`` inside ``worker``)
         self.optimizer = policy.optimizer_class(policy.parameters(), lr=config.lr_schedule(1.0), **policy.optimizer_kwargs)  # type: ignore[call-arg]
         self.losses: dict[str, list[float]] = defaultdict(list)
-
-    def check_parent(self) -> None:
-        """Raise :class:`ParentDied` once the main process is gone (checked every ``PARENT_CHECK_INTERVAL`` s)."""
-        now = time.monotonic()
-        if self.parent is None or now < self.next_parent_check:
-            return
-        self.next_parent_check = now + PARENT_CHECK_INTERVAL
-        if not self.parent.is_alive():
-            raise ParentDied
 
     def reserve_step(self) -> bool:
         """Claim one environment step of the shared budget; ``False`` once ``total_timesteps`` are used up."""
@@ -175,7 +160,6 @@ class Worker:
         """
         config, rollout = self.config, Rollout()
         while config.n_steps is None or len(rollout.rewards) < config.n_steps:
-            self.check_parent()
             if self.stop_event.is_set() or not self.reserve_step():
                 break
             steps = len(rollout.rewards)
@@ -250,7 +234,6 @@ class Worker:
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            self.check_parent()
             rollout = self.collect_rollout()
             if rollout is None:
                 return
@@ -264,13 +247,25 @@ class Worker:
                 self.messages.put((EPISODE, self.rank, episode_info, losses))
 
 
-def die_with_parent() -> None:
+def die_with_main_process() -> None:
     """
-    On Linux, ask the kernel to SIGKILL this process when its parent dies (``prctl(PR_SET_PDEATHSIG)``): a worker
-    blocked anywhere (a long ``env.step``, a lock) still goes. Elsewhere the rollout loop's checks do it.
+    End this worker as soon as the main process dies, whatever it is doing (a rollout of any length, a long
+    ``env.step``): a daemon thread waits on the main process's sentinel (a pipe closed by its death, on every
+    platform) and exits the process. On Linux the kernel also kills it when its parent process dies
+    (``prctl(PR_SET_PDEATHSIG)``), which reaches a worker stuck in C code that holds the GIL; with ``forkserver`` that
+    parent is the fork server, which lives as long as its children, so the thread is what ends them there.
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    main_process = mp.parent_process()
+    if main_process is not None:
+        threading.Thread(target=_exit_after, args=(main_process,), name="A3C-main-watch", daemon=True).start()
+
+
+def _exit_after(process: mp.process.BaseProcess) -> None:
+    process.join()
+    # os._exit: nobody reads the message queue any more, so do not wait for it to be flushed into the pipe
+    os._exit(1)
 
 
 def run_worker(
@@ -278,14 +273,11 @@ def run_worker(
 ) -> None:
     """Target of a worker process: run the worker, report any exception with its traceback to the main process."""
     try:
-        die_with_parent()
+        die_with_main_process()
         # Ctrl-C is handled by the main process, which stops the workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         th.set_num_threads(1)
         Worker(rank, config.var, policy, counter, stop_event, messages).run()
-    except ParentDied:
-        # Nobody reads the queue any more: do not wait at exit for its buffer to be flushed into the pipe.
-        messages.cancel_join_thread()
     except BaseException:
         messages.put((ERROR, rank, traceback.format_exc()))
         raise SystemExit(1) from None
