@@ -316,6 +316,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
 
     def _learn_with_workers(self, total_timesteps: int, callback: BaseCallback, log_interval: int) -> None:
         self.policy.set_training_mode(False)
+        if self.use_sde:
+            # gSDE's noise matrix, sampled without a graph: the policy is pickled to the workers (each samples its own)
+            with th.no_grad():
+                self.policy.reset_noise()
         self.policy.share_memory()
         monitor_file = self._monitor_file()
         pool = WorkerPool(

@@ -164,7 +164,8 @@ class Worker:
                 break
             steps = len(rollout.rewards)
             if config.use_sde and (steps == 0 or (config.sde_sample_freq > 0 and steps % config.sde_sample_freq == 0)):
-                self.policy.reset_noise()  # a new gSDE exploration matrix (as OnPolicyAlgorithm.collect_rollouts)
+                with th.no_grad():  # a new gSDE exploration matrix (as OnPolicyAlgorithm.collect_rollouts)
+                    self.policy.reset_noise()
             action, env_action = self._act(self.obs)
             next_obs, reward, terminated, truncated, info = self.env.step(env_action)
             rollout.observations.append(self.obs)
