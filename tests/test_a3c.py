@@ -23,8 +23,9 @@ from stable_baselines3.common.monitor import Monitor
 
 from sb3_course import A3C
 from sb3_course.a3c import A3CPolicy, A3CWorkerError
-from sb3_course.a3c import worker as a3c_worker
-from sb3_course.a3c.worker import Rollout, Worker, env_factory_from_vec_env
+from sb3_course.a3c import pool as a3c_pool
+from sb3_course.a3c.envs import worker_env_factory
+from sb3_course.a3c.worker import Rollout, Worker
 from sb3_course.common.returns import discounted_returns
 from sb3_course.common.wrappers import CourseA3CReward
 
@@ -37,13 +38,13 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])
 def worker_pids(monkeypatch):
     """PIDs of every worker process started during the test."""
     pids: list[int] = []
-    start = a3c_worker.WorkerPool.start
+    start = a3c_pool.WorkerPool.start
 
     def recording_start(pool):
         start(pool)
         pids.extend(process.pid for process in pool.processes)
 
-    monkeypatch.setattr(a3c_worker.WorkerPool, "start", recording_start)
+    monkeypatch.setattr(a3c_pool.WorkerPool, "start", recording_start)
     return pids
 
 
@@ -164,7 +165,7 @@ def test_construction_errors():
 
 def test_workers_rebuild_env_with_recorded_wrappers():
     vec_env = make_vec_env("CartPole-v1", wrapper_class=CourseA3CReward, wrapper_kwargs=dict(failure_reward=-5.0))
-    env = env_factory_from_vec_env(vec_env)()
+    env = worker_env_factory(vec_env)()
     # Shaping outside Monitor: the workers log CartPole's own returns.
     assert isinstance(env, CourseA3CReward) and isinstance(env.env, Monitor) and env.failure_reward == -5.0
     env.reset(seed=0)
@@ -207,17 +208,19 @@ def test_rollouts_end_with_the_episode_or_run_across_it(cross_episodes):
     assert worker.collect_rollout().episode_ends == [False, True, False, False, True, False, False]  # type: ignore[union-attr]
 
 
-def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update():
+@pytest.mark.parametrize(("gae_lambda", "normalize_advantage"), [(1.0, False), (0.9, True)])
+def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lambda, normalize_advantage):
     """
     A3C's update equations against SB3's A2C: on A2C's own rollout (64 CartPole steps across episode ends) and
     from the same weights, the worker's step with ``cross_episodes`` and ``loss_reduction="mean"`` lands where
-    ``A2C.train()`` does (GAE with lambda 1 = the worker's Monte-Carlo returns bootstrapped from V).
+    ``A2C.train()`` does (GAE with lambda 1 = the worker's Monte-Carlo returns bootstrapped from V; GAE with lambda
+    0.9 and standardised advantages as A2C's).
     """
     # No clipping at this norm: the gradients themselves are compared (Adam's first step is about lr * sign(g))
     settings = dict(learning_rate=1e-3, gamma=0.99, vf_coef=0.5, ent_coef=0.01, max_grad_norm=100.0, policy_kwargs=TINY)
     a2c = A2C(
-        A3CPolicy, make_vec_env("CartPole-v1", n_envs=1, seed=0), n_steps=64, gae_lambda=1.0, use_rms_prop=False,
-        normalize_advantage=False, seed=0, **settings,
+        A3CPolicy, make_vec_env("CartPole-v1", n_envs=1, seed=0), n_steps=64, gae_lambda=gae_lambda, use_rms_prop=False,
+        normalize_advantage=normalize_advantage, seed=0, **settings,
     )  # fmt: skip
 
     class Snapshot(BaseCallback):
@@ -248,7 +251,7 @@ def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update():
 
     model = A3C(
         "MlpPolicy", "CartPole-v1", n_workers=1, n_steps=64, cross_episodes=True, loss_reduction="mean",
-        normalize_returns=False, **settings,
+        normalize_returns=False, gae_lambda=gae_lambda, normalize_advantage=normalize_advantage, **settings,
     )  # fmt: skip
     model.policy.load_state_dict(snapshot.weights)
     worker = in_process_worker(model)

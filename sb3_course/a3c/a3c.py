@@ -1,7 +1,6 @@
-import multiprocessing as mp
+import math
 from collections import defaultdict
 from collections.abc import Callable
-from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 import gymnasium as gym
@@ -13,23 +12,23 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_course.a3c.policies import ActorCriticMlpPolicy, MlpPolicy
-from sb3_course.a3c.worker import EPISODE, WorkerConfig, WorkerPool, env_factory_from_vec_env
+from sb3_course.a3c.arguments import check_arguments
+from sb3_course.a3c.envs import worker_env_factory
+from sb3_course.a3c.policies import A3CCnnPolicy, A3CMultiInputPolicy, ActorCriticMlpPolicy, MlpPolicy
+from sb3_course.a3c.pool import WorkerPool, exit_if_importing_main_in_worker
+from sb3_course.a3c.worker import EPISODE, WorkerConfig
 from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.validation import (
-    check_in_range,
-    check_learning_rate,
+    UnsupportedSpaceError,
+    check_int,
     check_observation_space,
     check_policy_class,
 )
 
 SelfA3C = TypeVar("SelfA3C", bound="A3C")
-
-START_METHODS = ("forkserver", "spawn")
-LOSS_REDUCTIONS = ("sum", "mean")
 
 
 class A3C(SafeFilesMixin, BaseAlgorithm):
@@ -49,11 +48,12 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     losses, errors) into the logger and advances ``num_timesteps`` to the counter, calling the callbacks once per
     environment step, so ``EvalCallback`` and ``CheckpointCallback`` run in the main process on the shared policy.
     A failed worker makes ``learn()`` raise ``A3CWorkerError`` with its traceback; every worker is stopped when
-    ``learn()`` returns or raises (Ctrl-C included).
+    ``learn()`` returns or raises (Ctrl-C included), and stops by itself within a fraction of a second when the
+    main process dies.
 
-    The environment given is only used for its spaces: workers build their own copies from an env id, an env
-    factory (a callable returning a ``gym.Env``), or the ``EnvSpec`` of a ``VecEnv``'s first environment (see
-    :func:`sb3_course.a3c.worker.env_factory_from_vec_env`).
+    The environment given is only used for its spaces: workers build their own copies in their processes, from
+    the env factory given (a callable returning a ``gym.Env``) or else from the first environment of the ``VecEnv``
+    (rebuilt from its ``EnvSpec``, or pickled with cloudpickle when it has none); see :mod:`sb3_course.a3c.envs`.
 
     Differences from the course notes:
 
@@ -68,35 +68,48 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
       return normalisation (``G / ||G||``) is ``normalize_returns``; optional entropy bonus and gradient clipping.
     - Optional, off by default: rollouts of exactly ``n_steps`` that run across episode ends (``cross_episodes``)
       and losses averaged over the rollout (``loss_reduction="mean"``). With one worker that is SB3's A2C update
-      with ``gae_lambda=1`` (tested; the parity suite's implementation check compares the two).
+      (tested, with ``gae_lambda`` and ``normalize_advantage`` as well; the parity suite's implementation check
+      compares the two). A2C's other arguments keep their meaning (``use_rms_prop``: each worker's RMSprop, ``use_sde``).
 
-    :param policy: The policy model to use (MlpPolicy: the course network; ActorCriticMlpPolicy: SB3's MLP)
+    :param policy: The policy model to use (MlpPolicy: the course network; CnnPolicy, MultiInputPolicy: the same on
+        SB3's NatureCNN / CombinedExtractor features; ActorCriticMlpPolicy: SB3's MLP)
     :param env: The environment (env id, env factory, ``gym.Env`` or ``VecEnv``); only its spaces are used here
-    :param learning_rate: learning rate of each worker's Adam, constant or a schedule of the remaining
+    :param learning_rate: learning rate of each worker's optimizer, constant or a schedule of the remaining
         progress (course: 1e-4)
-    :param n_workers: number of worker processes (course: 7)
     :param n_steps: rollout length of a worker before each update; ``None``: whole episodes (course)
     :param gamma: discount factor (course: 0.95)
-    :param normalize_returns: divide the returns of each rollout by their L2 norm (course: on)
-    :param vf_coef: weight of the summed critic loss (course: 0.1)
-    :param ent_coef: weight of the summed entropy bonus (0: none, as in the course)
+    :param gae_lambda: GAE's lambda; 1 (default): Monte-Carlo returns bootstrapped from ``V`` (course); below 1
+        needs ``normalize_returns=False`` (GAE mixes the rewards with ``V``, which the normalised returns rescale)
+    :param ent_coef: weight of the entropy bonus (0: none, as in the course)
+    :param vf_coef: weight of the critic loss (course: 0.1)
     :param max_grad_norm: maximum gradient norm of each worker step (``inf``: no clipping, as in the course)
-    :param cross_episodes: with ``n_steps``, rollouts of exactly ``n_steps`` steps that run across episode ends,
-        the returns restarting at each (as SB3's A2C); default: a rollout ends with its episode (paper, course)
-    :param loss_reduction: ``"sum"`` of each loss term over the rollout (course) or ``"mean"`` (as A2C: the
-        gradient no longer grows with the rollout length, which matters for ``max_grad_norm``)
-    :param start_method: ``"forkserver"`` (default where available) or ``"spawn"``
+    :param rms_prop_eps: RMSprop's epsilon (with ``use_rms_prop``)
+    :param use_rms_prop: each worker uses RMSprop (A2C's default) instead of Adam (course)
+    :param use_sde: generalised state-dependent exploration (``Box`` actions); each worker samples its own noise
+    :param sde_sample_freq: with gSDE, a new noise matrix every ``sde_sample_freq`` steps (-1: once per rollout)
+    :param rollout_buffer_class: only ``None``: the workers keep their rollouts themselves
+    :param rollout_buffer_kwargs: only ``None``, as ``rollout_buffer_class``
+    :param normalize_advantage: standardise the advantages of each rollout (as A2C)
     :param stats_window_size: window size of the rollout statistics (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments of the policy
     :param verbose: verbosity level: 0 none, 1 info, 2 debug
     :param seed: seed of the pseudo random generators (worker ``i`` uses ``seed + i``)
-    :param device: only ``"cpu"`` (or ``"auto"``): the shared memory of Hogwild training is CPU memory
+    :param device: only ``"cpu"`` (or ``"auto"``, the CPU): the shared memory of Hogwild training is CPU memory
+    :param n_workers: number of worker processes (course: 7; at most 256)
+    :param normalize_returns: divide the returns of each rollout by their L2 norm (course: on)
+    :param cross_episodes: with ``n_steps``, rollouts of exactly ``n_steps`` steps that run across episode ends,
+        the returns restarting at each (as SB3's A2C); default: a rollout ends with its episode (paper, course)
+    :param loss_reduction: ``"sum"`` of each loss term over the rollout (course) or ``"mean"`` (as A2C: the
+        gradient no longer grows with the rollout length, which matters for ``max_grad_norm``)
+    :param start_method: ``"forkserver"`` (default where available) or ``"spawn"``
     :param _init_setup_model: whether to build the network at the creation of the instance
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MlpPolicy,
+        "CnnPolicy": A3CCnnPolicy,
+        "MultiInputPolicy": A3CMultiInputPolicy,
         "ActorCriticMlpPolicy": ActorCriticMlpPolicy,
     }
     policy: ActorCriticPolicy
@@ -106,77 +119,77 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         policy: str | type[ActorCriticPolicy],
         env: GymEnv | str | Callable[[], gym.Env] | None,
         learning_rate: float | Schedule = 1e-4,
-        n_workers: int = 7,
         n_steps: int | None = None,
         gamma: float = 0.95,
-        normalize_returns: bool = True,
-        vf_coef: float = 0.1,
+        gae_lambda: float = 1.0,
         ent_coef: float = 0.0,
-        max_grad_norm: float = float("inf"),
-        cross_episodes: bool = False,
-        loss_reduction: str = "sum",
-        start_method: str | None = None,
+        vf_coef: float = 0.1,
+        max_grad_norm: float = math.inf,
+        rms_prop_eps: float = 1e-5,
+        use_rms_prop: bool = False,
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        rollout_buffer_class: type | None = None,
+        rollout_buffer_kwargs: dict[str, Any] | None = None,
+        normalize_advantage: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
         verbose: int = 0,
         seed: int | None = None,
         device: th.device | str = "cpu",
+        n_workers: int = 7,
+        normalize_returns: bool = True,
+        cross_episodes: bool = False,
+        loss_reduction: str = "sum",
+        start_method: str | None = None,
         _init_setup_model: bool = True,
     ) -> None:
         check_policy_class(policy, ActorCriticPolicy, "A3C")
-        check_learning_rate(learning_rate)
-        check_in_range("n_workers", n_workers, 1, float("inf"))
-        if n_steps is not None:
-            check_in_range("n_steps", n_steps, 1, float("inf"))
-        check_in_range("gamma", gamma, 0.0, 1.0)
-        check_in_range("vf_coef", vf_coef, 0.0, float("inf"))
-        check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
-        check_in_range("max_grad_norm", max_grad_norm, 0.0, float("inf"), low_inclusive=False)
-        if cross_episodes and n_steps is None:
-            raise ValueError("cross_episodes=True needs n_steps: rollouts of n_steps steps that run across episode ends")
-        if loss_reduction not in LOSS_REDUCTIONS:
-            raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {loss_reduction!r}")
-        if start_method is None:
-            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-        if start_method not in START_METHODS:
-            raise ValueError(f"start_method must be one of {START_METHODS} (fork is unsafe with torch threads)")
-        if str(device) not in ("cpu", "auto"):
-            raise ValueError(f"A3C trains a policy in shared CPU memory; device must be 'cpu', got {device!r}")
-        # Workers build their own copies: from the id, the factory given, or (later) the VecEnv's spec.
+        # The numbers, flags and choices, checked and converted (n_workers=1e1 from YAML is 10)
+        args = check_arguments({name: value for name, value in locals().items() if name not in ("self", "policy", "env")})
+        # Workers build their own copies (sb3_course.a3c.envs): from the factory given or the wrapped env.
         self.env_fn: Callable[[], gym.Env] | None = None
-        if isinstance(env, str):
-            self.env_fn = partial(gym.make, env)
-            env = maybe_make_env(env, verbose)
-        elif callable(env):
+        if callable(env) and not isinstance(env, gym.Env | VecEnv):
             self.env_fn = env
             env = env()
+        env = maybe_make_env(env, verbose)  # type: ignore[arg-type]
         check_observation_space(getattr(env, "observation_space", None), "A3C")
+        if args["use_sde"] and env is not None and not isinstance(env.action_space, spaces.Box):
+            raise UnsupportedSpaceError(f"use_sde needs a Box action space, but the env has {env.action_space}")
         super().__init__(
             policy,
             env,  # type: ignore[arg-type]
             learning_rate=learning_rate,
             policy_kwargs=policy_kwargs,
-            stats_window_size=stats_window_size,
+            stats_window_size=args["stats_window_size"],
             tensorboard_log=tensorboard_log,
-            verbose=verbose,
+            verbose=args["verbose"],
             device="cpu",
             support_multi_env=True,
-            seed=seed,
+            seed=args["seed"],
+            use_sde=args["use_sde"],
+            sde_sample_freq=args["sde_sample_freq"],
             supported_action_spaces=(spaces.Discrete, spaces.Box),
         )
-        if self.env_fn is None and self.env is not None:
-            self.env_fn = env_factory_from_vec_env(self.env)
-        self.n_workers = n_workers
-        self.n_steps = n_steps
-        self.gamma = gamma
-        self.normalize_returns = normalize_returns
-        self.vf_coef = vf_coef
-        self.ent_coef = ent_coef
-        self.max_grad_norm = max_grad_norm
-        self.cross_episodes = cross_episodes
-        self.loss_reduction = loss_reduction
-        self.start_method = start_method
+        if self.env is not None:
+            self.env_fn = worker_env_factory(self.env, self.env_fn)
+        if args["use_rms_prop"] and "optimizer_class" not in self.policy_kwargs:
+            # As A2C (each worker builds its own optimizer from these)
+            self.policy_kwargs["optimizer_class"] = th.optim.RMSprop
+            self.policy_kwargs["optimizer_kwargs"] = dict(alpha=0.99, eps=args["rms_prop_eps"], weight_decay=0)
+        self.n_workers: int = args["n_workers"]
+        self.n_steps: int | None = args["n_steps"]
+        self.gamma: float = args["gamma"]
+        self.gae_lambda: float = args["gae_lambda"]
+        self.normalize_returns: bool = args["normalize_returns"]
+        self.normalize_advantage: bool = args["normalize_advantage"]
+        self.vf_coef: float = args["vf_coef"]
+        self.ent_coef: float = args["ent_coef"]
+        self.max_grad_norm: float = args["max_grad_norm"]
+        self.cross_episodes: bool = args["cross_episodes"]
+        self.loss_reduction: str = args["loss_reduction"]
+        self.start_method: str = args["start_method"]
         self._losses: dict[str, list[float]] = defaultdict(list)
         if _init_setup_model:
             self._setup_model()
@@ -184,7 +197,9 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     def _setup_model(self) -> None:
         self._setup_lr_schedule()
         self.set_random_seed(self.seed)
-        self.policy = self.policy_class(self.observation_space, self.action_space, self.lr_schedule, **self.policy_kwargs)  # type: ignore[assignment]
+        self.policy = self.policy_class(  # type: ignore[assignment]
+            self.observation_space, self.action_space, self.lr_schedule, use_sde=self.use_sde, **self.policy_kwargs
+        )
 
     def _excluded_save_params(self) -> list[str]:
         # The env factory may be a lambda of the caller; load(env=...) rebuilds it.
@@ -193,7 +208,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     def set_env(self, env: GymEnv, force_reset: bool = True) -> None:
         super().set_env(env, force_reset)
         assert self.env is not None
-        self.env_fn = env_factory_from_vec_env(self.env)
+        self.env_fn = worker_env_factory(self.env)
 
     def _worker_config(self, total_timesteps: int) -> WorkerConfig:
         if self.env_fn is None:
@@ -213,6 +228,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             seed=seed,
             cross_episodes=self.cross_episodes,
             loss_reduction=self.loss_reduction,
+            gae_lambda=self.gae_lambda,
+            normalize_advantage=self.normalize_advantage,
+            use_sde=self.use_sde,
+            sde_sample_freq=self.sde_sample_freq,
         )
 
     def _monitor_file(self) -> ResultsWriter | None:
@@ -221,9 +240,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         layout). The workers step copies of the env, so their episodes are written there: the main env itself
         never steps, and rl-zoo3's plots read the Monitor files.
         """
-        if not isinstance(self.env, DummyVecEnv):
+        vec_env = None if self.env is None else self.env.unwrapped  # under SB3's VecTransposeImage, for images
+        if not isinstance(vec_env, DummyVecEnv):
             return None
-        env: Any = self.env.envs[0]
+        env: Any = vec_env.envs[0]
         while env is not None and not isinstance(env, Monitor):
             env = getattr(env, "env", None)
         return None if env is None else env.results_writer
@@ -272,7 +292,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         progress_bar: bool = False,
     ) -> SelfA3C:
         """
-        Train with ``n_workers`` asynchronous workers until they have taken ``total_timesteps`` steps in all.
+        Train with ``n_workers`` asynchronous workers until they have taken ``total_timesteps`` steps in all
+        (none: returns at once, as SB3).
 
         :param total_timesteps: number of environment steps, summed over the workers
         :param callback: callback(s) called in the main process once per worker environment step
@@ -282,11 +303,23 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         :param progress_bar: display a progress bar using tqdm and rich
         :return: the trained model
         """
+        exit_if_importing_main_in_worker()
+        check_int("total_timesteps", total_timesteps, -(2**63))
         total_timesteps, callback = self._setup_learn(
             total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
         )
         callback.on_training_start(locals(), globals())
+        if self.num_timesteps < total_timesteps:
+            self._learn_with_workers(total_timesteps, callback, log_interval)
+        callback.on_training_end()
+        return self
+
+    def _learn_with_workers(self, total_timesteps: int, callback: BaseCallback, log_interval: int) -> None:
         self.policy.set_training_mode(False)
+        if self.use_sde:
+            # gSDE's noise matrix, sampled without a graph: the policy is pickled to the workers (each samples its own)
+            with th.no_grad():
+                self.policy.reset_noise()
         self.policy.share_memory()
         monitor_file = self._monitor_file()
         pool = WorkerPool(
@@ -303,5 +336,3 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         finally:
             remaining = pool.close()
         self._record(remaining, log_interval, monitor_file)
-        callback.on_training_end()
-        return self

@@ -1,16 +1,40 @@
-from typing import Any
+from typing import Any, ClassVar
 
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 from torch.nn import functional as F
 
+from sb3_course.common.validation import check_int
+
 # The course network (001, ``ActorCritic``): trunk 4 -> 25 -> 50, critic branch 50 -> 25 on the detached trunk
 COURSE_NET_ARCH: dict[str, list[int]] = {"trunk": [25, 50], "vf": [25]}
+NET_ARCH_FORMS = "a list of layer sizes or dict(pi=[...], vf=[...]) (SB3's forms), or dict(trunk=[...], vf=[...])"
+
+
+def course_net_arch(net_arch: list[int] | dict[str, list[int]]) -> dict[str, list[int]]:
+    """
+    ``net_arch`` in the course's form ``{"trunk": [...], "vf": [...]}``. SB3's forms map onto it: ``pi``, the
+    actor's hidden layers, is the trunk (the course's actor is the trunk and its head) and ``vf`` the critic's branch
+    on the trunk output; a list ``L`` is SB3's ``dict(pi=L, vf=L)``.
+
+    :param net_arch: the ``net_arch`` given
+    """
+    if isinstance(net_arch, list | tuple):
+        net_arch = dict(pi=list(net_arch), vf=list(net_arch))
+    if not isinstance(net_arch, dict):
+        raise TypeError(f"net_arch must be {NET_ARCH_FORMS}, got {net_arch!r}")
+    if not set(net_arch) <= {"trunk", "pi", "vf"} or {"trunk", "pi"} <= set(net_arch):
+        raise ValueError(f"net_arch must be {NET_ARCH_FORMS}, got {net_arch!r}")
+    course = {"trunk": list(net_arch.get("trunk", net_arch.get("pi", []))), "vf": list(net_arch.get("vf", []))}
+    for sizes in course.values():
+        for size in sizes:
+            check_int("net_arch layer size", size)
+    return course
 
 
 class L2NormalizeExtractor(BaseFeaturesExtractor):
@@ -85,7 +109,8 @@ class A3CPolicy(ActorCriticPolicy):
     :param observation_space: observation space
     :param action_space: action space
     :param lr_schedule: learning rate schedule (each A3C worker builds its own optimizer from it)
-    :param net_arch: ``{"trunk": [...], "vf": [...]}`` (default: the course's trunk [25, 50] and branch [25])
+    :param net_arch: ``{"trunk": [...], "vf": [...]}`` or SB3's forms, see :func:`course_net_arch` (default: the
+        course's trunk [25, 50] and branch [25])
     :param activation_fn: activation function of the hidden layers (default: ReLU, as in the course)
     :param ortho_init: orthogonal initialisation (default: off, PyTorch's default initialisation as in the course)
     :param detach_critic: the critic branch reads the detached trunk output (course: on)
@@ -94,12 +119,14 @@ class A3CPolicy(ActorCriticPolicy):
     :param kwargs: other keyword arguments of ``ActorCriticPolicy``
     """
 
+    default_net_arch: ClassVar[dict[str, list[int]]] = COURSE_NET_ARCH
+
     def __init__(
         self,
         observation_space: spaces.Space,
         action_space: spaces.Space,
         lr_schedule: Schedule,
-        net_arch: dict[str, list[int]] | None = None,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
         activation_fn: type[nn.Module] = nn.ReLU,
         ortho_init: bool = False,
         detach_critic: bool = True,
@@ -113,7 +140,7 @@ class A3CPolicy(ActorCriticPolicy):
             observation_space,
             action_space,
             lr_schedule,
-            net_arch=dict(COURSE_NET_ARCH) if net_arch is None else net_arch,  # type: ignore[arg-type]
+            net_arch=course_net_arch(self.default_net_arch if net_arch is None else net_arch),  # type: ignore[arg-type]
             activation_fn=activation_fn,
             ortho_init=ortho_init,
             features_extractor_class=features_extractor_class,
@@ -121,7 +148,7 @@ class A3CPolicy(ActorCriticPolicy):
         )
 
     def _build_mlp_extractor(self) -> None:
-        assert isinstance(self.net_arch, dict), "A3CPolicy's net_arch is a dict {'trunk': [...], 'vf': [...]}"
+        assert isinstance(self.net_arch, dict)
         self.mlp_extractor = CourseActorCriticNet(  # type: ignore[assignment]
             self.features_dim, self.net_arch, self.activation_fn, self.detach_critic
         )
@@ -138,6 +165,67 @@ class A3CPolicy(ActorCriticPolicy):
         return data
 
 
+class A3CCnnPolicy(A3CPolicy):
+    """
+    :class:`A3CPolicy` for images with SB3's ``CnnPolicy`` layout: NatureCNN features shared by the actor and
+    critic heads, both losses training it (the A3C paper's Atari network); the course's tanh value head.
+
+    :param observation_space: observation space (images)
+    :param action_space: action space
+    :param lr_schedule: learning rate schedule (each A3C worker builds its own optimizer from it)
+    :param detach_critic: the critic reads the detached features (default: off, as in the paper)
+    :param features_extractor_class: features extractor (default: NatureCNN, as SB3's ``CnnPolicy``)
+    :param kwargs: other keyword arguments of :class:`A3CPolicy`
+    """
+
+    default_net_arch: ClassVar[dict[str, list[int]]] = {"trunk": [], "vf": []}
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        detach_critic: bool = False,
+        features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            detach_critic=detach_critic,
+            features_extractor_class=features_extractor_class,
+            **kwargs,
+        )
+
+
+class A3CMultiInputPolicy(A3CPolicy):
+    """
+    :class:`A3CPolicy` for ``Dict`` observations: SB3's ``CombinedExtractor`` (NatureCNN on images, flattened
+    vectors) under the course's trunk and detached critic branch.
+
+    :param observation_space: observation space (``Dict``)
+    :param action_space: action space
+    :param lr_schedule: learning rate schedule (each A3C worker builds its own optimizer from it)
+    :param features_extractor_class: features extractor (default: CombinedExtractor, as SB3's ``MultiInputPolicy``)
+    :param kwargs: other keyword arguments of :class:`A3CPolicy`
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=features_extractor_class, **kwargs
+        )
+
+
 MlpPolicy = A3CPolicy
+CnnPolicy = A3CCnnPolicy
+MultiInputPolicy = A3CMultiInputPolicy
 # A general MLP actor-critic (separate actor and critic MLPs, no detach, linear value head), e.g. for Box actions.
 ActorCriticMlpPolicy = ActorCriticPolicy

@@ -1,0 +1,104 @@
+"""A3C's constructor arguments checked for type and range, each error naming the argument and what to do."""
+
+import math
+import multiprocessing as mp
+from typing import Any
+
+import numpy as np
+import torch as th
+
+from sb3_course.common.validation import check_float, check_int, check_learning_rate
+
+START_METHODS = ("forkserver", "spawn")
+LOSS_REDUCTIONS = ("sum", "mean")
+# Each worker is an OS process with its own env, optimizer and torch runtime (tens of MB): beyond a few per core
+# Hogwild gains nothing, and thousands exhaust memory and process limits (the paper used 16).
+MAX_WORKERS = 256
+FLAGS = ("use_rms_prop", "use_sde", "normalize_advantage", "normalize_returns", "cross_episodes")
+
+
+class LearningRateTypeError(TypeError, AssertionError):
+    """
+    A learning rate that is neither a number nor a callable: SB3 asserts this (``get_schedule_fn``), so code written
+    for SB3 catches it as an ``AssertionError``.
+    """
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Raise a ``TypeError`` naming the argument when ``value`` is not a bool (``"False"`` would be true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_device(device: th.device | str) -> None:
+    """
+    Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C); an invalid device raises
+    torch's error type (as SB3), its message naming the argument.
+    """
+    if device == "auto":
+        return
+    try:
+        kind = th.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise type(error)(f"device: {error}") from None
+    if kind != "cpu":
+        raise ValueError(
+            f"A3C's workers update one policy in shared CPU memory (Hogwild), so device must be 'cpu' or 'auto', "
+            f"got {device!r}: pass device='cpu'"
+        )
+
+
+def check_arguments(args: dict[str, Any]) -> dict[str, Any]:
+    """
+    Check A3C's numeric, flag and choice arguments (``TypeError`` for a wrong type, ``ValueError`` for a wrong value,
+    both naming the argument) and return them converted (YAML's ``1e5`` to an ``int``, the default start method).
+
+    :param args: the constructor's arguments by name
+    :return: the checked arguments
+    """
+    checked = dict(args)
+    try:
+        check_learning_rate(args["learning_rate"])
+    except TypeError as error:
+        raise LearningRateTypeError(str(error)) from None
+    checked["n_workers"] = check_int("n_workers", args["n_workers"], 1, MAX_WORKERS)
+    if args["n_steps"] is not None:
+        checked["n_steps"] = check_int("n_steps", args["n_steps"])
+    for name, low, high, low_inclusive, high_inclusive in (
+        ("gamma", 0.0, 1.0, True, True),
+        ("gae_lambda", 0.0, 1.0, True, True),
+        ("ent_coef", 0.0, math.inf, True, False),
+        ("vf_coef", 0.0, math.inf, True, False),
+        ("max_grad_norm", 0.0, math.inf, False, True),  # inf: no clipping
+        ("rms_prop_eps", 0.0, math.inf, False, False),
+    ):
+        checked[name] = check_float(name, args[name], low, high, low_inclusive, high_inclusive)
+    checked["sde_sample_freq"] = check_int("sde_sample_freq", args["sde_sample_freq"], -1)
+    checked["stats_window_size"] = check_int("stats_window_size", args["stats_window_size"])
+    for name in FLAGS:
+        checked[name] = check_bool(name, args[name])
+    if args["seed"] is not None:
+        checked["seed"] = check_int("seed", args["seed"], 0, 2**32 - 1)
+    if not isinstance(args["verbose"], bool):
+        checked["verbose"] = check_int("verbose", args["verbose"], 0)
+    if args["rollout_buffer_class"] is not None or args["rollout_buffer_kwargs"]:
+        raise ValueError(
+            "rollout_buffer_class / rollout_buffer_kwargs: A3C's workers keep their own rollouts (whole episodes "
+            "or n_steps) and use no RolloutBuffer; remove these arguments"
+        )
+    if checked["cross_episodes"] and checked["n_steps"] is None:
+        raise ValueError("cross_episodes=True needs n_steps: rollouts of n_steps steps that run across episode ends")
+    if checked["gae_lambda"] < 1.0 and checked["normalize_returns"]:
+        raise ValueError(
+            "gae_lambda < 1 needs normalize_returns=False: GAE adds rewards to V, which the course's normalised "
+            "returns (G / ||G||) put on another scale"
+        )
+    if args["loss_reduction"] not in LOSS_REDUCTIONS:
+        raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {args['loss_reduction']!r}")
+    if args["start_method"] is None:
+        checked["start_method"] = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    elif args["start_method"] not in START_METHODS:
+        raise ValueError(f"start_method must be one of {START_METHODS} (fork is unsafe with torch threads)")
+    check_device(args["device"])
+    return checked
