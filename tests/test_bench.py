@@ -9,15 +9,19 @@ import torch as th
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, THRESHOLDS, matchups
-from sb3_course.benchmarks.speed import make_model, measure_run
+from sb3_course.benchmarks.speed import cpu_name, make_model, measure_run
 from sb3_course.zoo.cli import main
 
 SHARED_SETTINGS = ("learning_starts", "batch_size", "buffer_size", "train_freq", "gradient_steps", "gamma", "tau")
 
 
-def test_bench_verb_prints_both_sides_and_writes_json(tmp_path, monkeypatch, capsys):
+CUDA = pytest.mark.skipif(not th.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is false)")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, CUDA])])
+def test_bench_verb_prints_both_sides_and_writes_json(device, tmp_path, monkeypatch, capsys):
     out = tmp_path / "bench.json"
-    argv = ["--algos", "course_dqn", "--net-sizes", "course", "--steps", "300", "--repetitions", "1"]
+    argv = ["--algos", "course_dqn", "--net-sizes", "course", "--steps", "300", "--repetitions", "1", "--device", device]
     monkeypatch.setattr(sys, "argv", ["sb3-course", "bench", *argv, "--learning-starts", "100", "--json", str(out)])
     main()
     printed = capsys.readouterr().out
@@ -27,7 +31,11 @@ def test_bench_verb_prints_both_sides_and_writes_json(tmp_path, monkeypatch, cap
     assert cells[:3] == ["course_dqn / dqn", "CartPole-v1", "course"]
     assert all(float(cell.split()[0]) > 0 for cell in cells[3:6])
     assert "sb3-course bench --algos course_dqn" in printed
-    (result,) = json.loads(out.read_text())["results"]
+    name = th.cuda.get_device_name() if device == "cuda" else cpu_name()
+    assert f"device: {device} ({name})" in printed.splitlines() and name != "unknown CPU"
+    written = json.loads(out.read_text())
+    assert written["machine"]["device"] == device and written["machine"]["device_name"] == name
+    (result,) = written["results"]
     assert result["course"][0] == "course_dqn" and result["sb3"][0] == "dqn"
     for runs in (result["course_runs"], result["sb3_runs"]):
         (run,) = runs
@@ -68,3 +76,24 @@ def test_one_run_with_time_to_threshold():
     run = measure_run(spec)
     assert run["steps_per_second"] > 0 and run["peak_rss_mb"] > 0
     assert 0 < run["time_to_threshold_s"] < 60
+
+
+@pytest.mark.parametrize(
+    "device, problem",
+    [
+        pytest.param(
+            "cuda", "CUDA is not available here", marks=pytest.mark.skipif(th.cuda.is_available(), reason="has CUDA")
+        ),
+        ("cuda:99", "CUDA"),
+        ("gpu", "expected cpu, cuda or cuda:<index>"),
+        ("meta", "expected cpu, cuda or cuda:<index>"),
+    ],
+)
+def test_bench_device_that_cannot_run_exits_2_with_one_line(device, problem, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["sb3-course", "bench", "--algos", "course_dqn", "--device", device])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("sb3-course bench: error: --device") and problem in captured.err
