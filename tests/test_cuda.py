@@ -53,16 +53,26 @@ ALGORITHMS = [
 ]  # fmt: skip
 
 
-def on_cuda(case: cpu_tests.Case) -> cpu_tests.Case:
-    return dataclasses.replace(case, kwargs={**case.kwargs, "device": "cuda"})
+def assert_same_tensors(tensors: dict[str, th.Tensor | None], others: dict[str, th.Tensor | None]) -> None:
+    """``tests/test_fast_path.py``'s check (equal bit for bit) that names how far apart the tensors that differ are."""
+    assert tensors.keys() == others.keys()
+    assert [tensor is None for tensor in tensors.values()] == [other is None for other in others.values()]
+    apart = {
+        name: float((tensor.double() - other.double()).abs().max())  # type: ignore[union-attr]
+        for (name, tensor), other in zip(tensors.items(), others.values(), strict=True)
+        if tensor is not None and not th.equal(tensor, other)  # type: ignore[arg-type]
+    }
+    assert not apart, f"not equal bit for bit (largest absolute difference of each): {apart}"
 
 
 @pytest.mark.cuda
 @CUDA
 @pytest.mark.parametrize("case", [case.param() for case in cpu_tests.CASES])
-def test_fast_path_equals_sb3_path_on_cuda(case):
-    assert cpu_tests.fast_model(on_cuda(case)).device.type == "cuda"
-    cpu_tests.test_fast_path_equals_sb3_path(on_cuda(case))
+def test_fast_path_equals_sb3_path_on_cuda(case, monkeypatch):
+    case = dataclasses.replace(case, kwargs={**case.kwargs, "device": "cuda"})
+    assert cpu_tests.fast_model(case).device.type == "cuda"
+    monkeypatch.setattr(cpu_tests, "assert_same_tensors", assert_same_tensors)
+    cpu_tests.test_fast_path_equals_sb3_path(case)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -79,7 +89,7 @@ def test_fused_adam_equals_sb3_adam_on_device(case, device):
     fused.learn(200)
     single.replay_buffer = copy.deepcopy(fused.replay_buffer)
     single.set_logger(Logger(folder=None, output_formats=[]))
-    cpu_tests.assert_same_tensors(fused.policy.state_dict(), single.policy.state_dict())
+    assert_same_tensors(fused.policy.state_dict(), single.policy.state_dict())
     for step in range(100):
         for model in (fused, single):
             np.random.seed(step)
@@ -107,7 +117,7 @@ def test_fused_adam_step_equals_adam_step_on_device(device):
         if not taken[-1]:
             optimizer.step()
         reference_optimizer.step()
-        cpu_tests.assert_same_tensors(net.state_dict(), reference.state_dict())
+        assert_same_tensors(net.state_dict(), reference.state_dict())
     assert taken == [False, True, True, True]
     assert all(state["step"].device.type == device for state in optimizer.state.values())
 
@@ -208,7 +218,7 @@ def test_learn_on_device_load_on_cpu_and_back(cls, env_id, kwargs, device, tmp_p
 
     on_cpu = cls.load(tmp_path / "trained", env=gym.make(env_id), device="cpu")
     assert_on_device(on_cpu, "cpu")
-    cpu_tests.assert_same_tensors(on_cpu.policy.state_dict(), {k: v.cpu() for k, v in model.policy.state_dict().items()})
+    assert_same_tensors(on_cpu.policy.state_dict(), {k: v.cpu() for k, v in model.policy.state_dict().items()})
     assert_same_actions(on_cpu.predict(obs, deterministic=True)[0], actions, model.action_space)
     on_cpu.learn(200)
     assert_on_device(on_cpu, "cpu")
@@ -216,7 +226,7 @@ def test_learn_on_device_load_on_cpu_and_back(cls, env_id, kwargs, device, tmp_p
 
     back = cls.load(tmp_path / "trained_on_cpu", env=gym.make(env_id), device=device)
     assert_on_device(back, device)
-    cpu_tests.assert_same_tensors({k: v.cpu() for k, v in back.policy.state_dict().items()}, on_cpu.policy.state_dict())
+    assert_same_tensors({k: v.cpu() for k, v in back.policy.state_dict().items()}, on_cpu.policy.state_dict())
     back.learn(200)
     assert_on_device(back, device)
     assert all(back.action_space.contains(action) for action in back.predict(obs, deterministic=True)[0])
