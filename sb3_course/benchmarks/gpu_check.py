@@ -54,9 +54,9 @@ class Budget:
     limits_s: dict[str, float]
 
 
-LIMITS_S = {"tests": 150.0, "bench": 200.0, "train": 180.0, "evaluate": 45.0}
+LIMITS_S = {"tests": 130.0, "bench": 200.0, "train": 200.0, "evaluate": 45.0}
 FULL = Budget(
-    bench_args=("--algos", "course_sac", "course_ddpg", "course_dqn", "reinforce", "--net-sizes", "sb3",
+    bench_args=("--algos", "course_sac", "course_ddpg", "course_dqn", "--net-sizes", "sb3",
                 "--repetitions", "2", "--steps", "1000", "--learning-starts", "500"),
     train_steps=20_000, train_args=(), episodes=10, limits_s=LIMITS_S,
 )  # fmt: skip
