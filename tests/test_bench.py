@@ -109,8 +109,9 @@ def test_gpu_check_runs_end_to_end_on_cpu(tmp_path, capsys):
     assert [step["name"] for step in result["steps"]] == ["tests", "bench", "train", "evaluate"]
     assert all(step["returncode"] == 0 and (tmp_path / step["log"]).stat().st_size > 0 for step in result["steps"])
     assert result["passed"] and result["machine"]["device"] == "cpu"
+    assert result["command"] == f"python -m sb3_course.benchmarks.gpu_check --out {tmp_path} --device cpu --quick"
     # pytest -m cuda: every test of the cuda marker collected (skipped without CUDA), none failed
-    assert result["tests"]["tests"] > 0 and result["tests"]["failures"] == result["tests"]["errors"] == 0
+    assert result["tests"]["tests"] > 0 and result["tests"]["failed"] == result["tests"]["errors"] == 0
     (bench,) = json.loads((tmp_path / "bench.json").read_text())["results"]
     assert bench["pair"] == "course_sac" and bench["course_runs"][0]["steps_per_second"] > 0
     assert result["bench_table"][2].startswith("| course_sac / sac |")

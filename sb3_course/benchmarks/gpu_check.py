@@ -18,6 +18,7 @@ the script end to end without a GPU.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -39,6 +40,8 @@ from sb3_course.benchmarks.speed import checked_device, machine_description
 ENV_ID = "Pendulum-v1"
 # Where the tests are: the repository checkout this package is imported from
 REPOSITORY = Path(__file__).resolve().parents[2]
+# What the steps and the summary write besides the logs
+RESULT_FILES = ("tests.xml", "bench.json", "evaluate.json", "summary.json", "summary.md")
 # Seconds left to a step after SIGTERM before SIGKILL
 GRACE_S = 10.0
 
@@ -84,16 +87,24 @@ def run_step(name: str, command: list[str], limit_s: float, out: Path) -> dict[s
             returncode: int | None = process.wait(timeout=limit_s)
         except subprocess.TimeoutExpired:
             returncode = None
-            for sig, wait_s in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, None)):
-                try:
-                    os.killpg(process.pid, sig)  # the group of this step's process (start_new_session)
-                    process.wait(timeout=wait_s)
-                    break
-                except (subprocess.TimeoutExpired, ProcessLookupError):
-                    continue
+            stop_group(process)
     wall_s = time.perf_counter() - start
     return {"name": name, "command": command, "returncode": returncode, "timed_out": returncode is None,
             "wall_s": round(wall_s, 1), "limit_s": limit_s, "log": log.name}  # fmt: skip
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """
+    Stop the process group of ``process`` (its own, from ``start_new_session``): SIGTERM, then after ``GRACE_S``
+    SIGKILL to whatever of the group is left (a child that ignored SIGTERM, or one its parent left behind).
+    """
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=GRACE_S)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 def skipped_step(name: str, reason: str) -> dict[str, Any]:
@@ -106,9 +117,9 @@ def pytest_counts(junit_xml: Path) -> dict[str, int] | None:
         return None
     suite = ElementTree.parse(junit_xml).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")  # type: ignore[assignment]
-    counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
-    counts["passed"] = counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"]
-    return counts
+    tests, failed, errors, skipped = (int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped"))
+    return {"tests": tests, "passed": tests - failed - errors - skipped, "failed": failed, "errors": errors,
+            "skipped": skipped}  # fmt: skip
 
 
 def saved_model(train_log: Path) -> Path | None:
@@ -184,19 +195,20 @@ def status(step: dict[str, Any]) -> str:
     return "passed" if step["returncode"] == 0 else f"failed (exit status {step['returncode']})"
 
 
-def summary(machine: dict[str, Any], steps: list[dict[str, Any]], budget: Budget, out: Path) -> dict[str, Any]:
+def summary(command: str, machine: dict[str, Any], steps: list[dict[str, Any]], budget: Budget, out: Path) -> dict[str, Any]:
     """What every step gave: test counts, the bench table, the training run's wall time and final return."""
     by_name = {step["name"]: step for step in steps}
     evaluation = out / "evaluate.json"
     return {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "command": command,
         "machine": machine,
         "steps": steps,
         "tests": pytest_counts(out / "tests.xml"),
         "bench_table": [line for line in read(out / "bench.log").splitlines() if line.startswith("|")],
         "train": {
             "steps": budget.train_steps,
+            "status": status(by_name["train"]),
             "wall_s": by_name["train"]["wall_s"],
             "last_fps": last_fps(out / "train.log"),
         },
@@ -224,14 +236,14 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     counts = result["tests"]
     if counts is not None:
-        lines += ["", "tests: " + ", ".join(f"{counts[key]} {key}" for key in ("passed", "failures", "errors", "skipped"))]
+        lines += ["", "tests: " + ", ".join(f"{counts[key]} {key}" for key in ("passed", "failed", "errors", "skipped"))]
     if result["bench_table"]:
         lines += ["", "bench (steps/s):", "", *result["bench_table"]]
     train = result["train"]
     fps = "not reported" if train["last_fps"] is None else train["last_fps"]
     lines += [
         "",
-        f"train: CourseSAC {ENV_ID}, {train['steps']} steps in {train['wall_s']:.0f} s wall time "
+        f"train: CourseSAC {ENV_ID}, {train['steps']} steps, {train['status']} in {train['wall_s']:.0f} s wall time "
         f"(start-up included; SB3's last time/fps: {fps})",
     ]
     evaluation = result["evaluation"]
@@ -245,7 +257,9 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=os.path.basename(sys.argv[0]), description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m sb3_course.benchmarks.gpu_check",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", required=True, help="folder for the steps' output and the summary (created)")
     parser.add_argument("--device", default="cuda", help="torch device: cuda (default), cuda:<index> or cpu")
@@ -261,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     device = checked_device(args.device)
     out.mkdir(parents=True, exist_ok=True)
+    for name in RESULT_FILES:  # a previous check's, which the summary would otherwise read
+        (out / name).unlink(missing_ok=True)
     budget = QUICK if args.quick else FULL
     machine = machine_description(device)
     print(f"GPU check on {device} ({machine['device_name']}), output in {out}", flush=True)
-    result = summary(machine, run_steps(str(device), budget, out), budget, out)
+    command = f"{parser.prog} {shlex.join(sys.argv[1:] if argv is None else argv)}"
+    result = summary(command, machine, run_steps(str(device), budget, out), budget, out)
     (out / "summary.json").write_text(json.dumps(result, indent=1))
     text = markdown(result)
     (out / "summary.md").write_text(text)
