@@ -10,7 +10,7 @@ same code everywhere, so the test itself is exercised without a GPU.
   modules they replace, on the device, to float32 rounding (cuBLAS and MKL round differently).
 - Learn, predict and save on the device, load on the CPU, learn there, and back, for all five classes (A3C with
   ``device="cuda"`` either works or refuses at construction with one line).
-- REINFORCE warns on the GPU with an MLP policy as SB3's A2C does.
+- REINFORCE warns on the GPU with an MLP policy (and not with a CNN policy) as SB3's A2C does.
 """
 
 import copy
@@ -26,6 +26,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3 import A2C
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.sac.policies import Actor
 from torch import nn
@@ -232,17 +233,20 @@ def test_learn_on_device_load_on_cpu_and_back(cls, env_id, kwargs, device, tmp_p
     assert all(back.action_space.contains(action) for action in back.predict(obs, deterministic=True)[0])
 
 
-def gpu_warnings(cls: type[BaseAlgorithm], device: str) -> list[str]:
-    """The messages of the ``UserWarning`` about the GPU that constructing ``cls`` with an MLP policy gives."""
+def gpu_warnings(cls: type[BaseAlgorithm], policy: str, device: str) -> list[str]:
+    """The messages of the ``UserWarning`` about the GPU that constructing ``cls`` gives."""
+    env = FakeImageEnv(screen_height=36, screen_width=36) if policy == "CnnPolicy" else gym.make("CartPole-v1")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cls("MlpPolicy", "CartPole-v1", device=device)
+        cls(policy, env, device=device)
     return [str(w.message) for w in caught if issubclass(w.category, UserWarning) and "GPU" in str(w.message)]
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_reinforce_warns_on_gpu_as_a2c(device):
-    a2c, reinforce = gpu_warnings(A2C, device), gpu_warnings(REINFORCE, device)
-    assert len(a2c) == len(reinforce) == (device != "cpu")
+@pytest.mark.parametrize("policy", ["MlpPolicy", "CnnPolicy"])
+def test_reinforce_warns_on_gpu_as_a2c(policy, device):
+    # SB3 advises the CPU for A2C and PPO with an MLP policy on the GPU, not with a CNN
+    a2c, reinforce = gpu_warnings(A2C, policy, device), gpu_warnings(REINFORCE, policy, device)
+    assert len(a2c) == len(reinforce) == (device != "cpu" and policy == "MlpPolicy")
     for message in reinforce:
         assert "REINFORCE" in message and "device='cpu'" in message, message
