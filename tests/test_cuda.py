@@ -168,8 +168,8 @@ def test_fused_networks_equal_plain_modules_on_device(cls, device):
         results.append([*outputs, *(param.grad for param in policy.parameters())])
     assert [tensor is None for tensor in results[0]] == [tensor is None for tensor in results[1]]
     for fused, reference in zip(*results, strict=True):
-        if reference is not None:
-            th.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-5)
+        if reference is not None:  # sums of 256 float32 terms in another order (or kernel): apart by about 1e-6 each
+            th.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
 
 
 def make_model(cls: type[BaseAlgorithm], env_id: str, kwargs: dict[str, Any], device: str) -> BaseAlgorithm | None:
