@@ -10,7 +10,8 @@ caches of the next; the two sides alternate (course, SB3, course, SB3, ...). The
 process start-up and model construction are not timed; the on-policy pair skips the same number of steps), and
 runs for ``--steps`` more steps. Off-policy runs take one gradient step per environment step. The ratio is taken
 per repetition (course run i / SB3 run i). The matched settings of each pair are in
-:mod:`sb3_course.benchmarks.matchups` and ``docs/benchmarks.md``.
+:mod:`sb3_course.benchmarks.matchups` and ``docs/benchmarks.md``. ``--device cuda`` puts both sides' networks on
+the GPU (``docs/gpu.md``); the output names the device.
 """
 
 import argparse
@@ -53,11 +54,11 @@ CLASSES: dict[str, type[BaseAlgorithm]] = {
 }  # fmt: skip
 
 
-def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int) -> BaseAlgorithm:
+def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int, device: str = "cpu") -> BaseAlgorithm:
     """One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise."""
     kwargs = dict(kwargs)
     noise = kwargs.pop("action_noise", None)
-    model = CLASSES[algo]("MlpPolicy", env_id, seed=seed, **kwargs)
+    model = CLASSES[algo]("MlpPolicy", env_id, seed=seed, device=device, **kwargs)
     if noise == "course_ou":
         dim = model.action_space.shape[0]  # type: ignore[index]
         model.action_noise = OrnsteinUhlenbeckActionNoise(  # type: ignore[attr-defined]
@@ -107,7 +108,7 @@ def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
     also the training wall time (evaluations left out) until the evaluation return first reaches it.
     """
     th.set_num_threads(1)
-    model = make_model(spec["algo"], spec["env_id"], spec["kwargs"], spec["seed"])
+    model = make_model(spec["algo"], spec["env_id"], spec["kwargs"], spec["seed"], spec.get("device", "cpu"))
     clock = StepClock(spec["warmup"])
     timer = None
     if spec.get("threshold") is not None:
@@ -136,7 +137,7 @@ def run_in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
 def spec_of(matchup: Matchup, side: str, repetition: int, args: argparse.Namespace) -> dict[str, Any]:
     algo, kwargs = matchup.course if side == "course" else matchup.sb3
     return {
-        "algo": algo, "env_id": matchup.env_id, "kwargs": kwargs, "seed": repetition,
+        "algo": algo, "env_id": matchup.env_id, "kwargs": kwargs, "seed": repetition, "device": args.device,
         "warmup": args.learning_starts, "steps": args.steps or matchup.steps,
         "threshold": THRESHOLDS[matchup.env_id] if args.threshold_time else None,
         "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
@@ -193,18 +194,52 @@ def markdown_table(results: list[dict[str, Any]], threshold_time: bool) -> str:
     return "\n".join(lines)
 
 
-def machine_description() -> dict[str, Any]:
+def cpu_name() -> str:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
     import platform
-
-    import stable_baselines3
 
     model = (
         next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), None)
         if os.path.exists("/proc/cpuinfo")
         else None
     )
-    return {"cpu": model or platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "torch": th.__version__, "stable_baselines3": stable_baselines3.__version__}  # fmt: skip
+    return model or platform.processor() or "unknown CPU"
+
+
+def checked_device(name: str) -> th.device:
+    """
+    The torch device ``--device`` names: ``cpu``, ``cuda`` or ``cuda:<index>``, where CUDA is available (SB3 would
+    quietly fall back to the CPU). Anything else exits with status 2 and one line.
+    """
+    try:
+        device = th.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        problem = f"--device {name!r}: expected cpu, cuda or cuda:<index>"
+    elif device.type == "cuda" and not th.cuda.is_available():
+        problem = f"--device {name}: CUDA is not available here (torch.cuda.is_available() is False); use --device cpu"
+    elif device.index is not None and device.type == "cuda" and device.index >= th.cuda.device_count():
+        problem = f"--device {name}: this machine has {th.cuda.device_count()} CUDA device(s), indices from 0"
+    else:
+        return device
+    print(f"{os.path.basename(sys.argv[0])}: error: {problem}", file=sys.stderr)
+    sys.exit(2)
+
+
+def device_name(device: th.device) -> str:
+    """The name of the device: the GPU's (``torch.cuda.get_device_name``) or the CPU's model name."""
+    return th.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+
+
+def machine_description(device: th.device) -> dict[str, Any]:
+    import platform
+
+    import stable_baselines3
+
+    return {"device": str(device), "device_name": device_name(device), "cpu": cpu_name(), "cpu_count": os.cpu_count(),
+            "python": platform.python_version(), "torch": th.__version__, "cuda": th.version.cuda,
+            "stable_baselines3": stable_baselines3.__version__}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -235,6 +270,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--eval-freq", type=int, default=1_000, help="with --threshold-time: evaluate every this many steps")
     parser.add_argument("--eval-episodes", type=int, default=5, help="with --threshold-time: episodes per evaluation")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of both sides' networks: cpu, cuda or cuda:<index> (default cpu)"
+    )
     parser.add_argument("--json", default=None, help="also write every run's figures to this file")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one run (JSON spec), in a child process
     args = parser.parse_args(argv)
@@ -242,9 +280,12 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure_run(json.loads(args.run))))
         return
 
-    machine = machine_description()
+    device = checked_device(args.device)
+    args.device = str(device)
+    machine = machine_description(device)
     idle = machine_idle_percent(1.0)
     print(f"command: {' '.join([os.path.basename(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)])}")
+    print(f"device: {device} ({machine['device_name']})")
     print(f"machine: {machine}; {idle:.0f}% idle over 1 s before the runs")
     if idle < BUSY_IDLE_PERCENT:
         print(f"warning: the machine is busy ({idle:.0f}% idle): steps/s will be low and noisy", file=sys.stderr)
