@@ -221,13 +221,15 @@ def _as_number(name: str, value: object, expected: str) -> float:
 def check_ent_coef(name: str, value: object) -> object:
     """
     SAC's ``ent_coef``: a weight >= 0 (a float, or a string of one), ``"auto"`` or ``"auto_<initial value>"``
-    (SB3 asserts that the initial value is positive).
+    (SB3 itself asserts that the initial value is positive, naming ``ent_coef``).
     """
     if value == "auto":
         return value
-    text = value.removeprefix("auto_") if isinstance(value, str) else value
-    weight = _as_number(name, text, "a number >= 0, 'auto' or 'auto_<initial value>' (e.g. 'auto_0.1')")
-    check_in_range(name, weight, 0.0, math.inf)
+    expected = "a number >= 0, 'auto' or 'auto_<initial value>' (e.g. 'auto_0.1')"
+    if isinstance(value, str) and value.startswith("auto_"):
+        _as_number(name, value.removeprefix("auto_"), expected)
+    else:
+        check_in_range(name, _as_number(name, value, expected), 0.0, math.inf)
     return value
 
 
