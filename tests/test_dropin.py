@@ -23,8 +23,8 @@ import pytest
 import rl_zoo3
 import torch as th
 import yaml
-from rl_zoo3.exp_manager import ExperimentManager
 from gymnasium import spaces
+from rl_zoo3.exp_manager import ExperimentManager
 from stable_baselines3 import DDPG, DQN, SAC, HerReplayBuffer
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback, EvalCallback
