@@ -37,6 +37,24 @@ COURSE_ACTOR_LR = 5e-3
 COURSE_CRITIC_LR = 1e-3
 
 
+def learning_rates(
+    learning_rate: float | Schedule | None,
+    actor_learning_rate: float | Schedule | None,
+    critic_learning_rate: float | Schedule | None,
+) -> tuple[float | Schedule, float | Schedule]:
+    """
+    The actor's and the critic's learning rates from CourseDDPG's three arguments: each its own when given, else
+    SB3's ``learning_rate`` (the rate of both optimizers) when given, else the course's.
+
+    :return: actor rate, critic rate
+    """
+    actor_default, critic_default = (COURSE_ACTOR_LR, COURSE_CRITIC_LR) if learning_rate is None else (learning_rate,) * 2
+    return (
+        actor_default if actor_learning_rate is None else actor_learning_rate,
+        critic_default if critic_learning_rate is None else critic_learning_rate,
+    )
+
+
 class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     """
     Course DDPG: clamped actor, critic with separate state and action encoders, SmoothL1 critic loss, OU noise.
@@ -144,12 +162,11 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
             train_freq=train_freq, gradient_steps=gradient_steps, n_steps=n_steps, verbose=verbose, seed=seed,
         )  # fmt: skip
-        # An SB3 learning_rate sets both rates; without one, each takes the course's
-        actor_default, critic_default = (COURSE_ACTOR_LR, COURSE_CRITIC_LR) if learning_rate is None else (learning_rate,) * 2
         for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
             checked.pop(name, None)
-        self.actor_learning_rate = actor_default if actor_learning_rate is None else actor_learning_rate
-        self.critic_learning_rate = critic_default if critic_learning_rate is None else critic_learning_rate
+        self.actor_learning_rate, self.critic_learning_rate = learning_rates(
+            learning_rate, actor_learning_rate, critic_learning_rate
+        )
         self.critic_loss = critic_loss
         super().__init__(
             policy,
