@@ -117,6 +117,17 @@ def test_buffer_of_one_slot_and_reset():
     assert_same_samples(model.replay_buffer)
 
 
+def test_tiny_buffer_samples_a_larger_batch_with_replacement():
+    # 4 slots, batches of 32 (CourseDQN's default) drawn with replacement, as SB3's ReplayBuffer draws them
+    model = collecting_model(1, (12, 12, 3), buffer_size=4)
+    model.learn(20)
+    buffer = model.replay_buffer
+    assert buffer.full and buffer.frames_per_page == 1
+    assert_same_samples(buffer)
+    np.random.seed(0)
+    assert buffer.sample(32).observations.shape == (32, N_STACK * 3, 12, 12)
+
+
 def test_one_frame_per_transition_plus_one_per_episode():
     env = frames_env(1, (12, 12, 3), length=(10, 10))
     model = CourseDQN(

@@ -92,12 +92,21 @@ def test_critic_target_losses_and_soft_update_by_hand(critic_loss):
     assert any(not th.equal(p, q) for p, q in zip(model.actor.parameters(), actor_before, strict=True))
 
 
-def test_actor_learning_rates_from_arguments():
-    model = CourseDDPG("MlpPolicy", "Pendulum-v1", learning_rate=3e-4, actor_learning_rate=None, policy_kwargs=TINY)
+@pytest.mark.parametrize(
+    ("kwargs", "actor_lr", "critic_lr"),
+    [
+        (dict(), 5e-3, 1e-3),  # the course's rates
+        (dict(learning_rate=3e-4), 3e-4, 3e-4),  # SB3's meaning: both optimizers
+        (dict(learning_rate=3e-4, critic_learning_rate=1e-3), 3e-4, 1e-3),
+        (dict(actor_learning_rate=1e-4), 1e-4, 1e-3),
+    ],
+)
+def test_learning_rates_from_arguments(kwargs, actor_lr, critic_lr):
+    model = CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, **kwargs)
     model.set_logger(Logger(folder=None, output_formats=[]))
     model._update_learning_rate([model.actor.optimizer, model.critic.optimizer])
-    assert model.actor.optimizer.param_groups[0]["lr"] == 3e-4
-    assert model.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    assert model.actor.optimizer.param_groups[0]["lr"] == actor_lr
+    assert model.critic.optimizer.param_groups[0]["lr"] == critic_lr
 
 
 def test_actor_never_leaves_bounds():

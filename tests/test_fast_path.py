@@ -15,6 +15,7 @@ import pytest
 import torch as th
 from stable_baselines3 import DQN, SAC, TD3
 from stable_baselines3.common.buffers import ReplayBuffer
+from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
 from stable_baselines3.common.utils import polyak_update
@@ -88,6 +89,10 @@ CASES = [
     ),
     Case(CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY)),
     Case(CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY, ent_coef="auto"), name="CourseSAC-auto"),
+    Case(
+        CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY, use_sde=True, sde_sample_freq=4),
+        name="CourseSAC-gSDE",
+    ),
 ]  # fmt: skip
 
 
@@ -434,3 +439,33 @@ def test_course_policies_run_their_mlps_fused():
     inside = [layer for mlp in [*sac.policy.modules(), *ddpg.policy.modules()] if type(mlp) is ReluMLP for layer in mlp]
     assert not any(isinstance(layer, NarrowInputLinear) for layer in inside)
     assert type(sac.actor.mu) is NarrowInputLinear and type(ddpg.actor.mu[4]) is nn.Linear
+
+
+@pytest.mark.parametrize(
+    ("cls", "policy", "env"),
+    [
+        (CourseDQN, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)),
+        (CourseDQN, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=True)),
+        (CourseDDPG, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False)),
+        (CourseDDPG, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=False)),
+        (CourseSAC, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False)),
+        (CourseSAC, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=False)),
+    ],
+    ids=lambda value: value if isinstance(value, str) else getattr(value, "__name__", type(value).__name__),
+)
+def test_image_and_dict_policies_take_sb3s_predict_and_fuse_only_mlps(cls, policy, env):
+    from sb3_course.common.fused_mlp import ReluMLP
+
+    model = cls(policy, env, buffer_size=100, learning_starts=20, batch_size=8, seed=0).learn(30)
+    obs = model.get_env().reset()  # a VecEnv batch: the input the flat-Box fast path would take
+    for deterministic in (True, False):
+        th.manual_seed(0)
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        th.manual_seed(0)
+        np.testing.assert_array_equal(actions, BasePolicy.predict(model.policy, obs, deterministic=deterministic)[0])
+    # The convolutions stay nn.Conv2d in plain Sequentials; only Linear/ReLU stacks (heads, NatureCNN's linear) fuse
+    for module in model.policy.modules():
+        if any(isinstance(layer, nn.Conv2d) for layer in module.children()):
+            assert type(module) is nn.Sequential
+    # (CourseDQN's CnnPolicy and MultiInputPolicy are SB3's own, unfused)
+    assert any(type(module) is ReluMLP for module in model.policy.modules()) == (cls is not CourseDQN)

@@ -221,3 +221,31 @@ def test_cnn_policy_is_the_course_actor_on_nature_cnn():
     obs, _ = env.reset(seed=0)
     action, _ = model.predict(obs, deterministic=True)
     assert action.shape == env.action_space.shape and env.action_space.contains(action)
+
+
+def test_gsde_actor_is_sb3s_with_the_course_squash_epsilon(monkeypatch):
+    from stable_baselines3 import SAC
+
+    from sb3_course.sac import policies
+
+    # The course head's one-node sampling is for the tanh log-std head only
+    monkeypatch.setattr(policies._SquashedGaussianSample, "apply", lambda *args: pytest.fail("course head used with gSDE"))
+    kwargs = dict(use_sde=True, buffer_size=100, learning_starts=20, batch_size=8, policy_kwargs=dict(net_arch=[8]), seed=0)
+    model = CourseSAC("MlpPolicy", "Pendulum-v1", **kwargs).learn(60)
+    assert model._n_updates > 0 and model.actor.action_dist.bijector.epsilon == 1e-7
+    reference = SAC("MlpPolicy", "Pendulum-v1", **kwargs)
+    reference.actor.load_state_dict(model.actor.state_dict())
+    obs = th.tensor(np.stack([model.observation_space.sample() for _ in range(5)]))
+    results = []
+    for actor in (model.actor, reference.actor):
+        th.manual_seed(1)
+        actor.reset_noise(batch_size=5)
+        results.append(actor.action_log_prob(obs))
+    (actions, log_prob), (sb3_actions, sb3_log_prob) = results
+    # The same gSDE draw; the log-probability differs only by the squash epsilon (SB3: 1e-6)
+    assert th.equal(actions, sb3_actions)
+    assert not th.equal(log_prob, sb3_log_prob)
+    reference.actor.action_dist.bijector.epsilon = 1e-7
+    th.manual_seed(1)
+    reference.actor.reset_noise(batch_size=5)
+    th.testing.assert_close(reference.actor.action_log_prob(obs)[1], log_prob, rtol=0, atol=0)

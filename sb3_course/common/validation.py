@@ -3,10 +3,14 @@
 import math
 import numbers
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
+import gymnasium as gym
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 
 def _describe(value: object) -> str:
@@ -93,6 +97,20 @@ def check_in_range(
         raise ValueError(f"{name} must lie in {left}{low}, {high}{right}, got {value}")
 
 
+class LearningRateTypeError(TypeError, AssertionError):
+    """
+    A learning rate that is neither a number nor a schedule. SB3 asserts this (``FloatSchedule``), so code written
+    for SB3 catches it as ``AssertionError``; it is a ``TypeError`` too, as for the other hyperparameters.
+    """
+
+
+class FrequencyError(ValueError, AssertionError):
+    """
+    A ``train_freq`` below one step or episode. SB3 asserts this when ``learn()`` collects its first rollout
+    (``collect_rollouts``); here it is raised at construction, catchable as either type.
+    """
+
+
 class UnsupportedSpaceError(AssertionError, ValueError):
     """
     An environment whose action (or observation) space the algorithm cannot handle. SB3 raises ``AssertionError``
@@ -121,6 +139,9 @@ def check_action_space(
     if env is None:
         return None
     env = maybe_make_env(env, verbose)
+    if not isinstance(env, (gym.Env, VecEnv)):
+        # Not a Gymnasium env (an old gym env, or no env at all): BaseAlgorithm converts it or raises its ValueError
+        return env
     if not isinstance(env.action_space, supported):
         names = ", ".join(space.__name__ for space in supported)
         raise UnsupportedSpaceError(f"{algo} supports {names} action spaces, but the env has {env.action_space}. {hint}")
@@ -132,17 +153,12 @@ def check_learning_rate(learning_rate: float | Callable[[float], float], name: s
     Raise a ``TypeError`` / ``ValueError`` naming ``name`` when a constant learning rate is not a positive finite
     number (a schedule, any callable, is not evaluated).
     """
-    if not callable(learning_rate):
+    if callable(learning_rate):
+        return
+    try:
         check_float(name, learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-
-
-def check_batch_size(batch_size: int, buffer_size: int) -> None:
-    """
-    Check that both sizes are positive integers. A batch may be larger than the buffer: SB3's replay buffers sample
-    indices with replacement, as here.
-    """
-    check_int("batch_size", batch_size)
-    check_int("buffer_size", buffer_size)
+    except TypeError as error:
+        raise LearningRateTypeError(str(error)) from None
 
 
 def check_policy_class(policy: str | type, base: type, algo: str) -> None:
@@ -181,37 +197,119 @@ def check_observation_space(observation_space: spaces.Space | None, algo: str) -
         )
 
 
+def check_train_freq(name: str, value: object) -> object:
+    """
+    Raise a :class:`FrequencyError` when ``train_freq`` (an integer or SB3's ``(frequency, unit)`` tuple) asks for
+    fewer than one step or episode per rollout; its other forms SB3 checks itself, naming ``train_freq``.
+    """
+    frequency = value[0] if isinstance(value, tuple) and value else value
+    if isinstance(frequency, numbers.Integral) and not isinstance(frequency, bool) and frequency < 1:
+        raise FrequencyError(f"{name} must collect at least one step or episode per rollout, got {value!r}")
+    return value
+
+
+def _as_number(name: str, value: object, expected: str) -> float:
+    """``value`` as a float (a string SB3 would convert with ``float()`` too), else an error saying what was expected."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise ValueError(f"{name} must be {expected}, got {value!r}") from None
+    return check_float(name, value)
+
+
+def check_ent_coef(name: str, value: object) -> object:
+    """
+    SAC's ``ent_coef``: a weight >= 0 (a float, or a string of one), ``"auto"`` or ``"auto_<initial value>"``
+    (SB3 itself asserts that the initial value is positive, naming ``ent_coef``).
+    """
+    if value == "auto":
+        return value
+    expected = "a number >= 0, 'auto' or 'auto_<initial value>' (e.g. 'auto_0.1')"
+    if isinstance(value, str) and value.startswith("auto_"):
+        _as_number(name, value.removeprefix("auto_"), expected)
+    else:
+        check_in_range(name, _as_number(name, value, expected), 0.0, math.inf)
+    return value
+
+
+def check_target_entropy(name: str, value: object) -> object:
+    """SAC's ``target_entropy``: ``"auto"`` (``-dim(A)``) or a number (a string of one: SB3 converts it)."""
+    if value != "auto":
+        _as_number(name, value, "a number or 'auto'")
+    return value
+
+
+def _optional(check: Callable[[str, Any], object]) -> Callable[[str, Any], object]:
+    """``check`` for a hyperparameter whose ``None`` means "not set"."""
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _learning_rate(name: str, value: object) -> object:
+    check_learning_rate(value, name)  # type: ignore[arg-type]
+    return value
+
+
+# Hyperparameter name -> its check (it raises naming the hyperparameter, or returns the value to use: integers
+# written as floats, as YAML's 1e5, become ints). The ranges are the values with a meaning; SB3 accepts some others
+# and runs with them (e.g. a negative max_grad_norm flips the gradients) or fails later without naming them.
+ARGUMENT_CHECKS: dict[str, Callable[[str, Any], object]] = {
+    "learning_rate": _learning_rate,
+    "actor_learning_rate": _optional(_learning_rate),
+    "critic_learning_rate": _optional(_learning_rate),
+    "buffer_size": partial(check_int, low=1),
+    "learning_starts": partial(check_int, low=0),
+    "batch_size": partial(check_int, low=1),
+    "tau": partial(check_float, low=0.0, high=1.0, low_inclusive=False),
+    "gamma": partial(check_float, low=0.0, high=1.0),
+    "train_freq": check_train_freq,
+    # -1: as many gradient steps as environment steps in the rollout
+    "gradient_steps": partial(check_int, low=-1),
+    "n_steps": partial(check_int, low=1),
+    "target_update_interval": partial(check_int, low=1),
+    "exploration_fraction": partial(check_float, low=0.0),
+    "exploration_initial_eps": partial(check_float, low=0.0, high=1.0),
+    "exploration_final_eps": partial(check_float, low=0.0, high=1.0),
+    "max_grad_norm": partial(check_float, low=0.0, low_inclusive=False),
+    "stats_window_size": partial(check_int, low=1),
+    "ent_coef": check_ent_coef,
+    "target_entropy": check_target_entropy,
+    # -1: a new gSDE noise matrix only at the start of each rollout
+    "sde_sample_freq": partial(check_int, low=-1),
+    "seed": _optional(partial(check_int, low=0, high=2**32 - 1)),  # NumPy's seed range
+    "verbose": partial(check_int, low=0),
+}
+
+
+def check_arguments(**arguments: Any) -> dict[str, Any]:
+    """
+    Check each hyperparameter with its entry of :data:`ARGUMENT_CHECKS`.
+
+    :param arguments: hyperparameter name -> value given
+    :return: the values to use, by name
+    """
+    return {name: ARGUMENT_CHECKS[name](name, value) for name, value in arguments.items()}
+
+
 def check_off_policy_arguments(
     algo: str,
     env: GymEnv | str | None,
     action_spaces: tuple[type[spaces.Space], ...],
     hint: str,
-    learning_rate: float | Callable[[float], float],
-    batch_size: int,
-    buffer_size: int,
-    gamma: float,
-    tau: float,
-    verbose: int = 0,
-) -> GymEnv | None:
+    **arguments: Any,
+) -> tuple[GymEnv | None, dict[str, Any]]:
     """
-    The construction-time checks shared by the course off-policy algorithms (CourseDQN, CourseDDPG, CourseSAC).
+    The construction-time checks shared by the course off-policy algorithms (CourseDQN, CourseDDPG, CourseSAC):
+    the hyperparameters (:func:`check_arguments`), then the env's spaces.
 
     :param algo: the algorithm's name, for the messages
     :param env: environment, env id or ``None`` (when loading)
     :param action_spaces: the supported action space classes
     :param hint: what to use instead when the action space is not supported
-    :param learning_rate: learning rate or schedule
-    :param batch_size: minibatch size
-    :param buffer_size: replay buffer size
-    :param gamma: discount factor, in [0, 1]
-    :param tau: soft update coefficient, in (0, 1]
-    :param verbose: verbosity passed to ``maybe_make_env``
-    :return: the environment, built if it was an id
+    :param arguments: the hyperparameters, by name (``verbose`` included: it is passed to ``maybe_make_env`` too)
+    :return: the environment, built if it was an id, and the hyperparameters to use
     """
-    check_learning_rate(learning_rate)
-    check_batch_size(batch_size, buffer_size)
-    check_float("gamma", gamma, 0.0, 1.0)
-    check_float("tau", tau, 0.0, 1.0, low_inclusive=False)
-    checked_env = check_action_space(env, action_spaces, algo, hint, verbose)
+    checked = check_arguments(**arguments)
+    checked_env = check_action_space(env, action_spaces, algo, hint, checked.get("verbose", 0))
     check_observation_space(getattr(checked_env, "observation_space", None), algo)
-    return checked_env
+    return checked_env, checked

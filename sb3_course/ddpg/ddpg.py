@@ -21,12 +21,8 @@ from sb3_course.common.fast_path import (
     soft_update,
     unshared_parameters,
 )
-from sb3_course.common.validation import (
-    check_learning_rate,
-    check_off_policy_arguments,
-    check_policy_class,
-)
-from sb3_course.ddpg.policies import CourseDDPGPolicy, MlpPolicy
+from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
+from sb3_course.ddpg.policies import CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
 
@@ -36,6 +32,27 @@ CRITIC_LOSSES = {"smooth_l1": F.smooth_l1_loss, "mse": F.mse_loss}
 COURSE_OU_THETA = 0.1
 COURSE_OU_SIGMA = 0.1
 COURSE_OU_DT = 0.01
+# The intended learning rates of the notes' experiment (000: ``lr_actor``, ``lr_critic``)
+COURSE_ACTOR_LR = 5e-3
+COURSE_CRITIC_LR = 1e-3
+
+
+def learning_rates(
+    learning_rate: float | Schedule | None,
+    actor_learning_rate: float | Schedule | None,
+    critic_learning_rate: float | Schedule | None,
+) -> tuple[float | Schedule, float | Schedule]:
+    """
+    The actor's and the critic's learning rates from CourseDDPG's three arguments: each its own when given, else
+    SB3's ``learning_rate`` (the rate of both optimizers) when given, else the course's.
+
+    :return: actor rate, critic rate
+    """
+    actor_default, critic_default = (COURSE_ACTOR_LR, COURSE_CRITIC_LR) if learning_rate is None else (learning_rate,) * 2
+    return (
+        actor_default if actor_learning_rate is None else actor_learning_rate,
+        critic_default if critic_learning_rate is None else critic_learning_rate,
+    )
 
 
 class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
@@ -63,16 +80,18 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
       (untrained) actor plus noise and only delay the updates.
     - The notes' experiment defines ``lr_actor = 0.005`` and ``lr_critic = 0.001`` but never passes them, so
       their run used the ``DDPG`` class defaults (0.001 and 0.0005); the defaults here are the intended 0.005
-      and 0.001.
+      and 0.001. ``learning_rate`` has SB3's meaning (the rate of both optimizers) when it is given.
+    - ``CnnPolicy`` and ``MultiInputPolicy`` (images and ``Dict`` observations; the notes have neither) put SB3's
+      ``NatureCNN`` / ``CombinedExtractor`` before the actor and the critic's state encoder, which then encodes
+      the extracted features instead of the raw state.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
       in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
 
-    :param policy: The policy model to use (MlpPolicy)
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
-    :param learning_rate: learning rate of both optimizers unless ``actor_learning_rate`` /
+    :param learning_rate: learning rate of both optimizers, as SB3's, unless ``actor_learning_rate`` /
         ``critic_learning_rate`` are given; constant or a schedule of the remaining progress
-    :param actor_learning_rate: learning rate of the actor's Adam (course: 0.005; ``None``: ``learning_rate``)
-    :param critic_learning_rate: learning rate of the critic's Adam (course: 0.001; ``None``: ``learning_rate``)
+        (``None``: the course's 0.005 for the actor and 0.001 for the critic)
     :param buffer_size: size of the replay buffer (course: 50 000)
     :param learning_starts: how many steps to collect before learning starts (course: 2000)
     :param batch_size: minibatch size of each gradient step (course: 256)
@@ -82,7 +101,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     :param gradient_steps: gradient steps after each rollout (-1: as many as environment steps)
     :param action_noise: exploration noise; ``None`` gives the course's Ornstein-Uhlenbeck noise
         (theta 0.1, sigma 0.1, dt 0.01)
-    :param critic_loss: ``"smooth_l1"`` (course) or ``"mse"`` (SB3's DDPG)
     :param replay_buffer_class: replay buffer class to use (``None``: SB3's ``ReplayBuffer``)
     :param replay_buffer_kwargs: keyword arguments of the replay buffer
     :param optimize_memory_usage: SB3's memory-efficient replay buffer variant
@@ -94,18 +112,23 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     :param seed: seed of the pseudo random generators
     :param device: device (cpu, cuda, auto)
     :param _init_setup_model: whether to build the network at the creation of the instance
+    :param actor_learning_rate: learning rate of the actor's Adam (``None``: ``learning_rate``)
+    :param critic_learning_rate: learning rate of the critic's Adam (``None``: ``learning_rate``)
+    :param critic_loss: ``"smooth_l1"`` (course) or ``"mse"`` (SB3's DDPG)
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: CourseDDPGPolicy
 
     def __init__(
         self,
         policy: str | type[CourseDDPGPolicy],
         env: GymEnv | str,
-        learning_rate: float | Schedule = 1e-3,
-        actor_learning_rate: float | Schedule | None = 5e-3,
-        critic_learning_rate: float | Schedule | None = 1e-3,
+        learning_rate: float | Schedule | None = None,
         buffer_size: int = 50_000,
         learning_starts: int = 2000,
         batch_size: int = 256,
@@ -114,7 +137,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         train_freq: int | tuple[int, str] = 1,
         gradient_steps: int = 1,
         action_noise: ActionNoise | None = None,
-        critic_loss: Literal["smooth_l1", "mse"] = "smooth_l1",
         replay_buffer_class: type[ReplayBuffer] | None = None,
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
@@ -125,54 +147,47 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        *,
+        actor_learning_rate: float | Schedule | None = None,
+        critic_learning_rate: float | Schedule | None = None,
+        critic_loss: Literal["smooth_l1", "mse"] = "smooth_l1",
     ) -> None:
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
         check_policy_class(policy, TD3Policy, "CourseDDPG")
-        for lr in (actor_learning_rate, critic_learning_rate):
-            if lr is not None:
-                check_learning_rate(lr)
-        checked_env = check_off_policy_arguments(
+        checked_env, checked = check_off_policy_arguments(
             "CourseDDPG", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
-            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+            **({} if learning_rate is None else {"learning_rate": learning_rate}),
+            actor_learning_rate=actor_learning_rate, critic_learning_rate=critic_learning_rate,
+            buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
+            train_freq=train_freq, gradient_steps=gradient_steps, n_steps=n_steps, verbose=verbose, seed=seed,
         )  # fmt: skip
+        for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
+            checked.pop(name, None)
+        self.actor_learning_rate, self.critic_learning_rate = learning_rates(
+            learning_rate, actor_learning_rate, critic_learning_rate
+        )
+        self.critic_loss = critic_loss
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
+            # SB3's single rate builds the optimizers; train() sets each one's own (_update_learning_rate)
+            learning_rate=self.critic_learning_rate,
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
             device=device,
-            _init_setup_model=False,
+            _init_setup_model=_init_setup_model,
+            **checked,
         )
-        self.actor_learning_rate = actor_learning_rate
-        self.critic_learning_rate = critic_learning_rate
-        self.critic_loss = critic_loss
-        if _init_setup_model:
-            self._setup_model()
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        self.actor_lr_schedule = FloatSchedule(
-            self.learning_rate if self.actor_learning_rate is None else self.actor_learning_rate
-        )
-        self.critic_lr_schedule = FloatSchedule(
-            self.learning_rate if self.critic_learning_rate is None else self.critic_learning_rate
-        )
+        self.actor_lr_schedule = FloatSchedule(self.actor_learning_rate)
+        self.critic_lr_schedule = FloatSchedule(self.critic_learning_rate)
         if self.action_noise is None:
             # OffPolicyAlgorithm._setup_learn vectorises it per env; collect_rollouts resets it on episode end.
             action_dim = self.action_space.shape[0]  # type: ignore[index]

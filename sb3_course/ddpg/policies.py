@@ -5,7 +5,7 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, create_mlp
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN, create_mlp
 from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
@@ -335,4 +335,38 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         return fuse_relu_mlps(critic.to(self.device))
 
 
+class CourseDDPGCnnPolicy(CourseDDPGPolicy):
+    """
+    :class:`CourseDDPGPolicy` for image observations: the clamped actor and the critic's state encoder read SB3's
+    ``NatureCNN`` features (as SB3's DDPG ``CnnPolicy`` is ``TD3Policy`` on it).
+
+    :param args: positional arguments of :class:`CourseDDPGPolicy`
+    :param features_extractor_class: features extractor of the actor and the critic (default: ``NatureCNN``)
+    :param kwargs: keyword arguments of :class:`CourseDDPGPolicy`
+    """
+
+    def __init__(self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = NatureCNN, **kwargs: Any) -> None:
+        kwargs["features_extractor_class"] = features_extractor_class
+        super().__init__(*args, **kwargs)
+
+
+class CourseDDPGMultiInputPolicy(CourseDDPGPolicy):
+    """
+    :class:`CourseDDPGPolicy` for ``Dict`` observations: the clamped actor and the critic's state encoder read
+    SB3's ``CombinedExtractor`` features (as SB3's DDPG ``MultiInputPolicy`` is ``TD3Policy`` on it).
+
+    :param args: positional arguments of :class:`CourseDDPGPolicy`
+    :param features_extractor_class: features extractor of the actor and the critic (default: ``CombinedExtractor``)
+    :param kwargs: keyword arguments of :class:`CourseDDPGPolicy`
+    """
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ) -> None:
+        kwargs["features_extractor_class"] = features_extractor_class
+        super().__init__(*args, **kwargs)
+
+
 MlpPolicy = CourseDDPGPolicy
+CnnPolicy = CourseDDPGCnnPolicy
+MultiInputPolicy = CourseDDPGMultiInputPolicy

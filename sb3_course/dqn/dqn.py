@@ -1,3 +1,4 @@
+import warnings
 from typing import Any, ClassVar, Literal, TypeVar
 
 import torch as th
@@ -12,16 +13,29 @@ from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import FastOffPolicyMixin, mean_of, optimizer_step, soft_update
-from sb3_course.common.validation import (
-    check_in_range,
-    check_off_policy_arguments,
-    check_policy_class,
-)
+from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
 
 EXPLORATION_DECAYS = ("harmonic", "linear")
+
+
+def warn_unused(setting: str, active: bool, **values: tuple[Any, Any]) -> None:
+    """
+    Warn when hyperparameters that only ``setting`` uses are given (differ from their defaults) without it: an SB3
+    recipe for DQN sets them and expects them to act.
+
+    :param setting: the setting that uses them, as the user would write it
+    :param active: whether it is on
+    :param values: hyperparameter name -> (value given, default)
+    """
+    given = [name for name, (value, default) in values.items() if value != default]
+    if given and not active:
+        warnings.warn(
+            f"CourseDQN uses {', '.join(given)} only with {setting} (SB3's DQN behaviour); without it they have no effect",
+            stacklevel=3,
+        )
 
 
 class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
@@ -47,6 +61,9 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     - The first ``learning_starts`` steps (default: one batch, 32) act uniformly at random, as in SB3; the notes
       act epsilon-greedily from the start and train once a batch is stored, which is the same starting point.
     - Gradients are clipped at ``max_grad_norm`` (default ``inf``: no clipping, as in the notes).
+    - SB3's ``target_update_interval`` and ``tau`` act with ``use_target_network=True``, its
+      ``exploration_fraction`` and ``exploration_final_eps`` with ``exploration_decay="linear"``; given without
+      them (an rl-zoo3 ``dqn.yml`` recipe), they have no effect and a warning says so.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
       in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
 
@@ -64,12 +81,8 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     :param replay_buffer_kwargs: keyword arguments of the replay buffer
     :param optimize_memory_usage: SB3's memory-efficient replay buffer variant
     :param n_steps: n-step returns (SB3's ``NStepReplayBuffer``) when > 1
-    :param use_target_network: compute TD targets with a target network (SB3's DQN) instead of the online network
     :param target_update_interval: update the target network every ``target_update_interval`` environment steps;
         only used with ``use_target_network``
-    :param exploration_decay: ``"harmonic"`` (course: ``exploration_initial_eps / (episodes + 1)``) or
-        ``"linear"`` (SB3: from ``exploration_initial_eps`` to ``exploration_final_eps`` over
-        ``exploration_fraction`` of training)
     :param exploration_fraction: fraction of training over which the linear schedule decays
     :param exploration_initial_eps: initial probability of a random action (course: 0.5)
     :param exploration_final_eps: final probability of a random action of the linear schedule
@@ -81,6 +94,10 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     :param seed: seed of the pseudo random generators
     :param device: device (cpu, cuda, auto)
     :param _init_setup_model: whether to build the network at the creation of the instance
+    :param use_target_network: compute TD targets with a target network (SB3's DQN) instead of the online network
+    :param exploration_decay: ``"harmonic"`` (course: ``exploration_initial_eps / (episodes + 1)``) or
+        ``"linear"`` (SB3: from ``exploration_initial_eps`` to ``exploration_final_eps`` over
+        ``exploration_fraction`` of training)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -106,9 +123,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         replay_buffer_kwargs: dict[str, Any] | None = None,
         optimize_memory_usage: bool = False,
         n_steps: int = 1,
-        use_target_network: bool = False,
         target_update_interval: int = 10_000,
-        exploration_decay: Literal["harmonic", "linear"] = "harmonic",
         exploration_fraction: float = 0.1,
         exploration_initial_eps: float = 0.5,
         exploration_final_eps: float = 0.05,
@@ -120,47 +135,47 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         seed: int | None = None,
         device: th.device | str = "auto",
         _init_setup_model: bool = True,
+        *,
+        use_target_network: bool = False,
+        exploration_decay: Literal["harmonic", "linear"] = "harmonic",
     ) -> None:
         if exploration_decay not in EXPLORATION_DECAYS:
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
         check_policy_class(policy, DQNPolicy, "CourseDQN")
-        check_in_range("exploration_initial_eps", exploration_initial_eps, 0.0, 1.0)
-        checked_env = check_off_policy_arguments(
+        checked_env, checked = check_off_policy_arguments(
             "CourseDQN", env, (spaces.Discrete,), "Use CourseDDPG or CourseSAC for continuous (Box) actions.",
-            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+            learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
+            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
+            n_steps=n_steps, target_update_interval=target_update_interval, exploration_fraction=exploration_fraction,
+            exploration_initial_eps=exploration_initial_eps, exploration_final_eps=exploration_final_eps,
+            max_grad_norm=max_grad_norm, stats_window_size=stats_window_size, verbose=verbose, seed=seed,
         )  # fmt: skip
-        super().__init__(
-            policy,
-            checked_env,  # type: ignore[arg-type]
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
-            replay_buffer_class=replay_buffer_class,
-            replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            target_update_interval=target_update_interval,
-            exploration_fraction=exploration_fraction,
-            exploration_initial_eps=exploration_initial_eps,
-            exploration_final_eps=exploration_final_eps,
-            max_grad_norm=max_grad_norm,
-            stats_window_size=stats_window_size,
-            tensorboard_log=tensorboard_log,
-            policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
-            device=device,
-            _init_setup_model=False,
+        warn_unused(
+            "use_target_network=True",
+            use_target_network,
+            target_update_interval=(target_update_interval, 10_000),
+            tau=(tau, 1.0),
+        )
+        warn_unused(
+            "exploration_decay='linear'",
+            exploration_decay == "linear",
+            exploration_fraction=(exploration_fraction, 0.1),
+            exploration_final_eps=(exploration_final_eps, 0.05),
         )
         self.use_target_network = use_target_network
         self.exploration_decay = exploration_decay
-        if _init_setup_model:
-            self._setup_model()
+        super().__init__(
+            policy,
+            checked_env,  # type: ignore[arg-type]
+            replay_buffer_class=replay_buffer_class,
+            replay_buffer_kwargs=replay_buffer_kwargs,
+            optimize_memory_usage=optimize_memory_usage,
+            tensorboard_log=tensorboard_log,
+            policy_kwargs=policy_kwargs,
+            device=device,
+            _init_setup_model=_init_setup_model,
+            **checked,
+        )
 
     def _create_aliases(self) -> None:
         super()._create_aliases()

@@ -4,10 +4,14 @@ from typing import Any, ClassVar
 import torch as th
 import torch.nn.functional as F
 from gymnasium import spaces
-from stable_baselines3.common.distributions import SquashedDiagGaussianDistribution
+from stable_baselines3.common.distributions import (
+    SquashedDiagGaussianDistribution,
+    StateDependentNoiseDistribution,
+    TanhBijector,
+)
 from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
@@ -74,13 +78,17 @@ class TanhLogStdActor(Actor):
     ``log pi(a|s) = sum_i [log N(u_i; mu_i, sigma_i) - log(1 - tanh(u_i)^2 + 1e-7)]``; the deterministic
     action is ``tanh(mu)``.
 
+    With ``use_sde=True`` it is SB3's gSDE actor (``StateDependentNoiseDistribution``: a learned log-std
+    parameter, noise ``eps(s) = h(s) W`` with ``W`` resampled every ``sde_sample_freq`` steps) with the same
+    squash correction ``log(1 - a^2 + 1e-7)``; the course has no gSDE, so there is no course head to keep.
+
     :param observation_space: Observation space
     :param action_space: Action space
     :param net_arch: hidden layer sizes
     :param features_extractor: network to extract features
     :param features_dim: number of features
     :param activation_fn: activation function
-    :param kwargs: other keyword arguments of SB3's SAC ``Actor`` (gSDE is not supported)
+    :param kwargs: other keyword arguments of SB3's SAC ``Actor`` (``use_sde``, ``log_std_init``, ...)
     """
 
     def __init__(
@@ -93,12 +101,18 @@ class TanhLogStdActor(Actor):
         activation_fn: type[nn.Module] = nn.ReLU,
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("use_sde", False):
-            raise ValueError("The course SAC actor has no gSDE variant (use_sde=True); use SB3's SAC for gSDE")
         super().__init__(observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, **kwargs)
-        self.action_dist = SquashedDiagGaussianDistribution(get_action_dim(self.action_space), epsilon=COURSE_SQUASH_EPSILON)  # type: ignore[assignment]
+        if self.use_sde:
+            assert isinstance(self.action_dist, StateDependentNoiseDistribution)
+            self.action_dist.bijector = TanhBijector(COURSE_SQUASH_EPSILON)
+        else:
+            self.action_dist = SquashedDiagGaussianDistribution(  # type: ignore[assignment]
+                get_action_dim(self.action_space), epsilon=COURSE_SQUASH_EPSILON
+            )
 
     def get_action_dist_params(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor, dict[str, th.Tensor]]:
+        if self.use_sde:
+            return super().get_action_dist_params(obs)
         latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
         # log sigma = tanh(W h + b)  ->  sigma in [1/e, e]
         return self.mu(latent_pi), th.tanh(self.log_std(latent_pi)), {}  # type: ignore[operator]
@@ -109,8 +123,10 @@ class TanhLogStdActor(Actor):
         (the same random draw, the same actions bit for bit, the log-probability to float rounding) in a third of
         its tensor operations: with ``u = mu + sigma * eps``, ``log N(u; mu, sigma) = -eps^2 / 2 - log sigma -
         log sqrt(2 pi)``, so the density needs no ``(u - mu)^2 / (2 sigma^2)``. The heads and the sampling run as
-        one autograd node (:class:`_SquashedGaussianSample`).
+        one autograd node (:class:`_SquashedGaussianSample`). With gSDE: SB3's.
         """
+        if self.use_sde:
+            return super().action_log_prob(obs)
         latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
         mu, log_std = self.mu, self.log_std
         assert isinstance(mu, nn.Linear) and isinstance(log_std, nn.Linear)
@@ -157,5 +173,24 @@ class CourseSACCnnPolicy(CourseSACPolicy):
         super().__init__(*args, **kwargs)
 
 
+class CourseSACMultiInputPolicy(CourseSACPolicy):
+    """
+    Policy of the course SAC for ``Dict`` observations: :class:`CourseSACPolicy` on SB3's ``CombinedExtractor``
+    (an MLP input of the flattened vectors and the ``NatureCNN`` features of each image), as SB3's SAC
+    ``MultiInputPolicy`` is ``SACPolicy`` on it.
+
+    :param args: positional arguments of ``SACPolicy``
+    :param features_extractor_class: features extractor of the actor and the critics (default: ``CombinedExtractor``)
+    :param kwargs: keyword arguments of ``SACPolicy``
+    """
+
+    def __init__(
+        self, *args: Any, features_extractor_class: type[BaseFeaturesExtractor] = CombinedExtractor, **kwargs: Any
+    ) -> None:
+        kwargs["features_extractor_class"] = features_extractor_class
+        super().__init__(*args, **kwargs)
+
+
 MlpPolicy = CourseSACPolicy
 CnnPolicy = CourseSACCnnPolicy
+MultiInputPolicy = CourseSACMultiInputPolicy

@@ -19,12 +19,8 @@ from sb3_course.common.fast_path import (
     soft_update,
     unshared_parameters,
 )
-from sb3_course.common.validation import (
-    check_in_range,
-    check_off_policy_arguments,
-    check_policy_class,
-)
-from sb3_course.sac.policies import CnnPolicy, CourseSACPolicy, MlpPolicy
+from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
+from sb3_course.sac.policies import CnnPolicy, CourseSACPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseSAC = TypeVar("SelfCourseSAC", bound="CourseSAC")
 
@@ -53,10 +49,14 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
       course and the default keep alpha fixed at 0.2.
     - The notes' ``SAC`` class defaults to hidden sizes (1024, 1024); their experiment, and the default here,
       use (256, 256). HalfCheetah-v4 is HalfCheetah-v5 in current Gymnasium.
+    - ``use_sde=True`` (SB3's generalized state-dependent exploration, gSDE; not in the notes) replaces the
+      tanh log-std head by SB3's gSDE actor: a learned log-std parameter per feature and action (``log_std_init``,
+      ``use_expln``, ``full_std`` and ``clip_mean`` in ``policy_kwargs``), with the course's squash correction
+      ``log(1 - a^2 + 1e-7)``. Without it the actor is the course's.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
       in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
 
-    :param policy: The policy model to use (MlpPolicy, CnnPolicy)
+    :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
     :param learning_rate: learning rate of the policy and critic Adam optimizers (and of ``ent_coef`` when
         ``"auto"``), constant or a schedule of the remaining progress (course: 1e-4)
@@ -75,6 +75,11 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
     :param ent_coef: entropy weight alpha: a float (course: 0.2) or ``"auto"`` / ``"auto_<init>"`` to learn it
     :param target_update_interval: update the target critics every ``target_update_interval`` gradient steps
     :param target_entropy: target entropy of the ``"auto"`` tuning (``"auto"``: ``-dim(A)``)
+    :param use_sde: explore with SB3's gSDE actor instead of the course's tanh log-std actor
+    :param sde_sample_freq: with gSDE, sample a new noise matrix every ``sde_sample_freq`` steps (-1: only at the
+        start of each rollout)
+    :param use_sde_at_warmup: with gSDE, act with it during the first ``learning_starts`` steps instead of
+        uniformly at random
     :param stats_window_size: window size of the rollout statistics (episodes)
     :param tensorboard_log: the log location for tensorboard (if None, no logging)
     :param policy_kwargs: additional arguments of the policy (``net_arch``, ``activation_fn``, ...)
@@ -84,7 +89,11 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
     :param _init_setup_model: whether to build the network at the creation of the instance
     """
 
-    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {"MlpPolicy": MlpPolicy, "CnnPolicy": CnnPolicy}
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MlpPolicy,
+        "CnnPolicy": CnnPolicy,
+        "MultiInputPolicy": MultiInputPolicy,
+    }
     policy: CourseSACPolicy
 
     def __init__(
@@ -107,6 +116,9 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
         ent_coef: str | float = 0.2,
         target_update_interval: int = 1,
         target_entropy: str | float = "auto",
+        use_sde: bool = False,
+        sde_sample_freq: int = -1,
+        use_sde_at_warmup: bool = False,
         stats_window_size: int = 100,
         tensorboard_log: str | None = None,
         policy_kwargs: dict[str, Any] | None = None,
@@ -116,38 +128,28 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
         _init_setup_model: bool = True,
     ) -> None:
         check_policy_class(policy, SACPolicy, "CourseSAC")
-        if not isinstance(ent_coef, str):
-            check_in_range("ent_coef", ent_coef, 0.0, float("inf"))
-        checked_env = check_off_policy_arguments(
+        checked_env, checked = check_off_policy_arguments(
             "CourseSAC", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
-            learning_rate, batch_size, buffer_size, gamma, tau, verbose,
+            learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
+            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
+            n_steps=n_steps, ent_coef=ent_coef, target_update_interval=target_update_interval,
+            target_entropy=target_entropy, sde_sample_freq=sde_sample_freq, stats_window_size=stats_window_size,
+            verbose=verbose, seed=seed,
         )  # fmt: skip
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
-            learning_rate=learning_rate,
-            buffer_size=buffer_size,
-            learning_starts=learning_starts,
-            batch_size=batch_size,
-            tau=tau,
-            gamma=gamma,
-            train_freq=train_freq,
-            gradient_steps=gradient_steps,
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
             optimize_memory_usage=optimize_memory_usage,
-            n_steps=n_steps,
-            ent_coef=ent_coef,
-            target_update_interval=target_update_interval,
-            target_entropy=target_entropy,
-            stats_window_size=stats_window_size,
+            use_sde=use_sde,
+            use_sde_at_warmup=use_sde_at_warmup,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
-            verbose=verbose,
-            seed=seed,
             device=device,
             _init_setup_model=_init_setup_model,
+            **checked,
         )
 
     def _create_aliases(self) -> None:
