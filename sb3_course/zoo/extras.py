@@ -1,8 +1,9 @@
 """The optional parts of ``sb3-course``: which install extra each verb needs, checked before the verb runs.
 
 ``pip install sb3-course`` is what ``train``, ``enjoy``, the Python API and Optuna tuning need (SB3, sb3-contrib,
-rl-zoo3 and what rl-zoo3 imports); the parity suite, plots, reports, tensorboard logs, W&B tracking and the Hub come
-with the extras of pyproject.toml. A verb whose extra is missing exits with one line naming the ``pip install``.
+rl-zoo3, what rl-zoo3 imports, and pandas for the trials table of ``-optimize``); the parity suite, plots, reports,
+tensorboard logs, W&B tracking and the Hub come with the extras of pyproject.toml. A verb whose extra is missing
+exits with one line naming the ``pip install``.
 """
 
 import importlib.util
@@ -10,8 +11,8 @@ import sys
 
 # extra of pyproject.toml -> the modules its verbs import (keep in step with [project.optional-dependencies])
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
-    "parity": ("rliable", "pandas", "matplotlib", "scipy"),
-    "plots": ("matplotlib", "pandas", "seaborn", "scipy", "tensorboard"),
+    "parity": ("rliable", "matplotlib", "scipy"),
+    "plots": ("matplotlib", "seaborn", "scipy", "tensorboard"),
     "tensorboard": ("tensorboard",),
     "wandb": ("wandb", "tensorboard"),
     "hub": ("huggingface_hub", "huggingface_sb3"),
