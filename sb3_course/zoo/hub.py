@@ -229,7 +229,12 @@ def load_from_hub() -> None:
     from requests.exceptions import HTTPError
 
     script = importlib.import_module("rl_zoo3.load_from_hub")
-    if not strtobool(os.environ.get("TRUST_REMOTE_CODE", "False")):
+    try:
+        # huggingface_sb3's own test of the variable (it refuses to unpickle otherwise)
+        trusted = bool(strtobool(os.environ.get("TRUST_REMOTE_CODE", "False")))
+    except ValueError:
+        trusted = False
+    if not trusted and not {"-h", "--help"} & set(sys.argv):
         print(
             f"{sys.argv[0]}: error: a Hub model is a pickle that runs code when loaded;"
             " set TRUST_REMOTE_CODE=True to load one you trust",
