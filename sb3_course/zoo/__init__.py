@@ -1,5 +1,6 @@
 """rl-zoo3 glue: the course algorithms as entries of rl-zoo3's ``ALGOS`` table and their YAML recipes."""
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,29 @@ SB3_COURSE_POLICIES: dict[str, dict[str, type[BasePolicy]]] = {
 }
 
 
+# Learning-rate arguments of the course classes beyond SB3's ``learning_rate`` (CourseDDPG's actor_learning_rate and
+# critic_learning_rate): rl-zoo3's ExperimentManager._preprocess_schedules turns ``lin_<x>`` into a schedule only for
+# learning_rate, clip_range, clip_range_vf and delta_std.
+COURSE_SCHEDULE_KEYS: frozenset[str] = frozenset(
+    name
+    for algo in COURSE_ALGOS.values()
+    for name in inspect.signature(algo.__init__).parameters
+    if name.endswith("_learning_rate")
+)
+
+_zoo_preprocess_schedules = exp_manager.ExperimentManager._preprocess_schedules
+
+
+def _preprocess_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """rl-zoo3's schedule pre-processing, applied to ``COURSE_SCHEDULE_KEYS`` as to ``learning_rate``."""
+    hyperparams = _zoo_preprocess_schedules(hyperparams)
+    for key in COURSE_SCHEDULE_KEYS & hyperparams.keys():
+        # None: the class falls back to learning_rate
+        if hyperparams[key] is not None:
+            hyperparams[key] = _zoo_preprocess_schedules({"learning_rate": hyperparams[key]})["learning_rate"]
+    return hyperparams
+
+
 def hyperparams_dir() -> Path:
     """The folder of the course YAML recipes: ``hyperparams/`` of a source checkout, else the installed copy."""
     checkout = Path(__file__).resolve().parents[2] / "hyperparams"
@@ -74,10 +98,12 @@ def register() -> None:
     """
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
     ``HYPERPARAMS_CONVERTER``, make ``FrameStackReplayBuffer`` a name recipes can use and the course policies of
-    ``SB3_COURSE_POLICIES`` policy names of SB3's DQN / DDPG / A2C (idempotent).
+    ``SB3_COURSE_POLICIES`` policy names of SB3's DQN / DDPG / A2C, and make ``lin_<x>`` recipes work for every
+    learning-rate argument of the course classes (idempotent).
     rl-zoo3's scripts import these dicts, so updating them in place is enough.
     """
     ALGOS.update(COURSE_ALGOS)
+    exp_manager.ExperimentManager._preprocess_schedules = staticmethod(_preprocess_schedules)  # type: ignore[method-assign]
     hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
     hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
     # rl-zoo3 evaluates a recipe's ``replay_buffer_class: <name>`` in exp_manager's namespace (as HerReplayBuffer)
@@ -88,4 +114,12 @@ def register() -> None:
         algo.policy_aliases = {**policies, **algo.policy_aliases}  # type: ignore[misc]
 
 
-__all__ = ["COURSE_ALGOS", "SB3_COUNTERPARTS", "SB3_COURSE_POLICIES", "default_config", "hyperparams_dir", "register"]
+__all__ = [
+    "COURSE_ALGOS",
+    "COURSE_SCHEDULE_KEYS",
+    "SB3_COUNTERPARTS",
+    "SB3_COURSE_POLICIES",
+    "default_config",
+    "hyperparams_dir",
+    "register",
+]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, load_recipes, register
 from sb3_course.zoo.checks import RecipeError, check_command
+from sb3_course.zoo.extras import VERB_EXTRAS, require_extra, train_extras
 
 USAGE = """usage: sb3-course VERB [rl-zoo3 flags]
 
@@ -18,6 +19,8 @@ verbs:
   plot_from_file  rl-zoo3's plot_from_file
   all_plots       rl-zoo3's all_plots
   record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy, or --gif through Pillow)
+  push_to_hub     rl-zoo3's push_to_hub: evaluate, record a replay, write the model card, upload to the Hugging Face Hub
+  load_from_hub   rl-zoo3's load_from_hub: download a model from the Hugging Face Hub into rl-zoo3's log layout
   report          a training-report PNG: evaluation return, actor loss, critic loss against steps
   list            the course algorithms, their SB3 counterparts and the envs with recipes
   parity          the parity suite: course algorithms against SB3's over seeds, judged with rliable
@@ -57,6 +60,8 @@ def train() -> None:
 
     register()
     argv = with_default_config(sys.argv[1:])
+    for extra in train_extras(argv):
+        require_extra(extra, f"{sys.argv[0]} {'--track' if extra == 'wandb' else '-tb'}")
     checked(argv, recipe=True)
     sys.argv = [sys.argv[0], *argv]
     zoo_train()
@@ -113,7 +118,8 @@ def record_video() -> None:
 
     if not gif and not has_moviepy():
         print(
-            f"{sys.argv[0]}: error: writing the MP4 needs moviepy (pip install moviepy); --gif writes a GIF without it",
+            f'{sys.argv[0]}: error: writing the MP4 needs moviepy: pip install "sb3-course[video]"; --gif writes a GIF'
+            " without it",
             file=sys.stderr,
         )
         sys.exit(2)
@@ -124,6 +130,22 @@ def record_video() -> None:
         runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
     finally:
         vec_env.VecVideoRecorder = mp4_recorder  # type: ignore[misc]
+
+
+def push_to_hub() -> None:
+    from sb3_course.zoo.hub import push_to_hub as push
+
+    register()
+    checked(sys.argv[1:], recipe=False)
+    push()
+
+
+def load_from_hub() -> None:
+    from sb3_course.zoo.hub import load_from_hub as load
+
+    register()
+    checked(sys.argv[1:], recipe=False)
+    load()
 
 
 def report() -> None:
@@ -162,6 +184,8 @@ VERBS: dict[str, Callable[[], None]] = {
     "plot_from_file": _zoo_script("plots.plot_from_file", "plot_from_file"),
     "all_plots": _zoo_script("plots.all_plots", "all_plots"),
     "record_video": record_video,
+    "push_to_hub": push_to_hub,
+    "load_from_hub": load_from_hub,
     "report": report,
     "list": list_algos,
     "parity": parity,
@@ -179,6 +203,8 @@ def main() -> None:
         print(f"sb3-course: unknown verb {verb!r}; expected one of {', '.join(VERBS)}", file=sys.stderr)
         sys.exit(2)
     sys.argv[0] = f"sb3-course {verb}"
+    if verb in VERB_EXTRAS:
+        require_extra(VERB_EXTRAS[verb], sys.argv[0])
     VERBS[verb]()
 
 

@@ -1,12 +1,19 @@
-"""GIF output for ``sb3-course record_video --gif``: SB3's ``VecVideoRecorder`` writing with Pillow, not moviepy."""
+"""
+Videos of ``sb3-course``: GIF output for ``record_video --gif`` (SB3's ``VecVideoRecorder`` writing with Pillow, not
+moviepy) and the replay video of ``push_to_hub``.
+"""
 
 import contextlib
+import shutil
 import sys
+import tempfile
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
-from stable_baselines3.common.vec_env import VecVideoRecorder
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecVideoRecorder
 
 
 def has_moviepy() -> bool:
@@ -56,3 +63,28 @@ class VecGifRecorder(VecVideoRecorder):
             first.save(self.video_path, save_all=True, append_images=rest, duration=duration, loop=0)
         self.recorded_frames = []
         self.recording = False
+
+
+def record_replay(model: BaseAlgorithm, eval_env: VecEnv, video_length: int, is_deterministic: bool, local_path: Path) -> Path:
+    """
+    The replay of huggingface_sb3's ``_generate_replay`` (what rl-zoo3's ``push_to_hub`` records): the first
+    ``video_length`` steps from a reset, as ``replay.mp4`` (H.264, moviepy's default for MP4) or, where moviepy is
+    absent, ``replay.gif``. huggingface_sb3 re-encodes its MP4 with an ``ffmpeg`` binary on PATH and, without one,
+    uploads no video; moviepy writes H.264 itself through imageio-ffmpeg's binary.
+
+    :param model: the agent
+    :param eval_env: its environment (``render_mode="rgb_array"``); closed at the end, as huggingface_sb3 does
+    :param video_length: steps to record
+    :param is_deterministic: whether the agent acts deterministically
+    :param local_path: the Hub repository folder
+    :return: the path of the video
+    """
+    recorder, suffix = (VecVideoRecorder, ".mp4") if has_moviepy() else (VecGifRecorder, ".gif")
+    with tempfile.TemporaryDirectory() as folder:
+        env = recorder(eval_env, folder, record_video_trigger=lambda step: step == 0, video_length=video_length)
+        obs = env.reset()
+        for _ in range(video_length):
+            action, _ = model.predict(obs, deterministic=is_deterministic)  # type: ignore[arg-type]
+            obs, _, _, _ = env.step(action)
+        env.close()
+        return Path(shutil.copy(env.video_path, local_path / f"replay{suffix}"))
