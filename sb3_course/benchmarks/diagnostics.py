@@ -10,9 +10,11 @@ It is an rl-zoo3 ``callback`` hyperparameter, so a recipe run records them witho
 """
 
 import csv
+from typing import Any
 
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from torch.nn import functional as F
 
 
@@ -39,8 +41,8 @@ class TrainingDiagnostics(BaseCallback):
             self.rows.append({"timesteps": self.num_timesteps, **self._record(buffer.sample(self.batch_size))})
         return True
 
-    def _record(self, batch) -> dict[str, float]:
-        model = self.model
+    def _record(self, batch: ReplayBufferSamples) -> dict[str, float]:
+        model: Any = self.model  # an off-policy course algorithm: q_net or actor / critic
         row = {"learning_rate": float(model.lr_schedule(model._current_progress_remaining))}
         if hasattr(model, "q_net"):
             q_values = model.q_net(batch.observations)

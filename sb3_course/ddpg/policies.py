@@ -331,7 +331,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
             **critic_kwargs, state_encoder_dim=self.state_encoder_dim, action_encoder_dim=self.action_encoder_dim
         )
         for q_net in critic.q_networks:
-            init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr]
+            init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr,arg-type]
         return fuse_relu_mlps(critic.to(self.device))
 
 
