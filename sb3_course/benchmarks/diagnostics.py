@@ -6,7 +6,7 @@ rate, how often the clamped actor sits past its bound), written as one CSV row p
 It is an rl-zoo3 ``callback`` hyperparameter, so a recipe run records them without code::
 
     sb3-course train --algo course_dqn --env CartPole-v1 --seed 3 \\
-        -params "callback:{'sb3_course.benchmarks.diagnostics.TrainingDiagnostics': dict(path='dqn-3.csv')}"
+        -params "callback:{'sb3_course.benchmarks.diagnostics.TrainingDiagnostics': dict(path='dqn-{seed}.csv')}"
 """
 
 import csv
@@ -25,7 +25,7 @@ class TrainingDiagnostics(BaseCallback):
     actor with a clamped output, the fraction of states whose pre-clamp action leaves [-1, 1]. Off-policy course
     algorithms only (they have a replay buffer).
 
-    :param path: CSV file to write
+    :param path: CSV file to write; ``{seed}`` in it is replaced by the model's seed
     :param freq: steps between two records
     :param batch_size: transitions per record
     """
@@ -72,7 +72,7 @@ class TrainingDiagnostics(BaseCallback):
 
     def _on_training_end(self) -> None:
         if self.rows:
-            with open(self.path, "w", newline="") as file:
+            with open(self.path.format(seed=self.model.seed), "w", newline="") as file:
                 writer = csv.DictWriter(file, fieldnames=list(self.rows[-1]))
                 writer.writeheader()
                 writer.writerows(self.rows)
