@@ -154,7 +154,7 @@ def test_workers_episodes_reach_the_monitor_file(tmp_path):
 
 def test_construction_errors():
     env = gym.make("CartPole-v1")
-    env.action_space = spaces.MultiBinary(2)
+    env.action_space = spaces.Tuple((spaces.Discrete(2), spaces.Discrete(2)))  # A2C refuses it too
     with pytest.raises(AssertionError, match="only supports"):
         A3C("MlpPolicy", env)
     with pytest.raises(ValueError, match="n_workers"):
@@ -208,18 +208,36 @@ def test_rollouts_end_with_the_episode_or_run_across_it(cross_episodes):
     assert worker.collect_rollout().episode_ends == [False, True, False, False, True, False, False]  # type: ignore[union-attr]
 
 
+class CartPoleActions(gym.Wrapper):
+    """CartPole with another action space: the first dimension of an action, modulo 2, pushes the cart."""
+
+    def __init__(self, action_space: spaces.Space) -> None:
+        super().__init__(gym.make("CartPole-v1"))
+        self.action_space = action_space
+
+    def step(self, action):
+        assert self.action_space.contains(action), action
+        return self.env.step(int(np.asarray(action).flat[0]) % 2)
+
+
+ACTION_SPACES = {"Discrete": None, "MultiDiscrete": spaces.MultiDiscrete([3, 2]), "MultiBinary": spaces.MultiBinary(3)}
+
+
+@pytest.mark.parametrize("action_space", list(ACTION_SPACES))
 @pytest.mark.parametrize(("gae_lambda", "normalize_advantage"), [(1.0, False), (0.9, True)])
-def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lambda, normalize_advantage):
+def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lambda, normalize_advantage, action_space):
     """
     A3C's update equations against SB3's A2C: on A2C's own rollout (64 CartPole steps across episode ends) and
     from the same weights, the worker's step with ``cross_episodes`` and ``loss_reduction="mean"`` lands where
     ``A2C.train()`` does (GAE with lambda 1 = the worker's Monte-Carlo returns bootstrapped from V; GAE with lambda
-    0.9 and standardised advantages as A2C's).
+    0.9 and standardised advantages as A2C's). CartPole's Discrete actions, or MultiDiscrete / MultiBinary ones.
     """
+    space = ACTION_SPACES[action_space]
+    env_fn = (lambda: gym.make("CartPole-v1")) if space is None else (lambda: CartPoleActions(space))
     # No clipping at this norm: the gradients themselves are compared (Adam's first step is about lr * sign(g))
     settings = dict(learning_rate=1e-3, gamma=0.99, vf_coef=0.5, ent_coef=0.01, max_grad_norm=100.0, policy_kwargs=TINY)
     a2c = A2C(
-        A3CPolicy, make_vec_env("CartPole-v1", n_envs=1, seed=0), n_steps=64, gae_lambda=gae_lambda, use_rms_prop=False,
+        A3CPolicy, make_vec_env(env_fn, n_envs=1, seed=0), n_steps=64, gae_lambda=gae_lambda, use_rms_prop=False,
         normalize_advantage=normalize_advantage, seed=0, **settings,
     )  # fmt: skip
 
@@ -250,7 +268,7 @@ def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lamb
     assert 1 <= sum(episode_ends) < 64, "the rollout must run across episode ends"
 
     model = A3C(
-        "MlpPolicy", "CartPole-v1", n_workers=1, n_steps=64, cross_episodes=True, loss_reduction="mean",
+        "MlpPolicy", env_fn, n_workers=1, n_steps=64, cross_episodes=True, loss_reduction="mean",
         normalize_returns=False, gae_lambda=gae_lambda, normalize_advantage=normalize_advantage, **settings,
     )  # fmt: skip
     model.policy.load_state_dict(snapshot.weights)

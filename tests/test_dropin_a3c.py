@@ -96,6 +96,50 @@ def test_policies_learn_save_load_with_exact_predictions(cls, policy, tmp_path):
     loaded.learn(48)
 
 
+class CheckedActionsEnv(PlainEnv):
+    """:class:`PlainEnv` that fails on an action outside its action space; the reward favours action 1 everywhere."""
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if not self.action_space.contains(action):
+            raise ValueError(f"action {action!r} is not in {self.action_space}")
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, float(np.mean(np.asarray(action) == 1)), terminated, truncated, info
+
+
+# A2C's predictions: MultiDiscrete actions as integers, MultiBinary ones as floats (0.0 or 1.0)
+MULTI_ACTION_SPACES = {
+    "MultiDiscrete": (spaces.MultiDiscrete([3, 2]), np.int64),
+    "MultiBinary": (spaces.MultiBinary(3), np.float32),
+}
+
+
+@pytest.mark.parametrize("space_name", list(MULTI_ACTION_SPACES))
+@pytest.mark.parametrize("cls", CLASSES)
+def test_multi_discrete_and_multi_binary_actions(cls, space_name, tmp_path):
+    action_space, dtype = MULTI_ACTION_SPACES[space_name]
+    obs_space = OBSERVATIONS["MlpPolicy"]
+    model = make(cls, env=CheckedActionsEnv(obs_space, action_space), seed=0, policy_kwargs=dict(net_arch=[8]))
+    model.learn(200)  # A3C's worker raises (A3CWorkerError) on an action the env refuses
+    assert model.num_timesteps == 200 and len(model.ep_info_buffer) >= 19
+    obs = observations(obs_space, 5)
+    for deterministic in (True, False):
+        actions, _ = model.predict(obs, deterministic=deterministic)
+        assert actions.shape == (5, *action_space.shape) and actions.dtype == dtype
+        assert all(action_space.contains(action) for action in actions)
+    action, _ = model.predict(obs[0], deterministic=True)
+    assert action.shape == action_space.shape and action.dtype == dtype and action_space.contains(action)
+    # The sampled actions vary: every dimension takes more than one value over 100 samples
+    samples = model.predict(observations(obs_space, 100))[0]
+    assert all(len(np.unique(samples[:, i])) > 1 for i in range(samples.shape[1]))
+    model.save(tmp_path / "model.zip")
+    loaded = cls.load(tmp_path / "model.zip", env=CheckedActionsEnv(obs_space, action_space))
+    assert loaded.action_space == action_space
+    np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
+    for name, tensor in model.policy.state_dict().items():
+        assert th.equal(loaded.policy.state_dict()[name], tensor), name
+    loaded.learn(48)
+
+
 @pytest.mark.parametrize("cls", CLASSES)
 def test_dict_observations_need_multi_input_policy(cls):
     with pytest.raises(ValueError, match="You must use `MultiInputPolicy`"):

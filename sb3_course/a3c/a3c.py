@@ -170,7 +170,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             seed=args["seed"],
             use_sde=args["use_sde"],
             sde_sample_freq=args["sde_sample_freq"],
-            supported_action_spaces=(spaces.Discrete, spaces.Box),
+            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
         )
         if self.env is not None:
             self.env_fn = worker_env_factory(self.env, self.env_fn)

@@ -102,8 +102,9 @@ class A3CPolicy(ActorCriticPolicy):
     The course actor-critic network as an SB3 ``ActorCriticPolicy``: L2-normalised input, shared trunk
     [25, 50] (ReLU), actor head on the trunk, critic branch [25] on the detached trunk and a tanh value head.
 
-    The actor head gives SB3's distributions: categorical logits for ``Discrete`` (the course's log-softmax)
-    and a diagonal Gaussian for ``Box``. With ``squash_value`` the value lies in (-1, 1), which suits returns
+    The actor head gives SB3's distributions: categorical logits for ``Discrete`` (the course's log-softmax),
+    one categorical per dimension for ``MultiDiscrete``, Bernoulli logits for ``MultiBinary`` and a diagonal
+    Gaussian for ``Box``. With ``squash_value`` the value lies in (-1, 1), which suits returns
     normalised to unit norm (A3C's ``normalize_returns``) but not raw returns.
 
     :param observation_space: observation space

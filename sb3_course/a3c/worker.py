@@ -141,6 +141,8 @@ class Worker:
     def _act(self, obs: Any) -> tuple[np.ndarray, Any]:
         with th.no_grad():
             action = self.policy.get_distribution(self.policy.obs_to_tensor(obs)[0]).get_actions()[0].cpu().numpy()
+        # Box actions are clipped (or unsquashed) for the env and stored as sampled, as A2C's rollouts do; the
+        # other spaces' samples (Discrete, MultiDiscrete, MultiBinary) are valid actions as they are.
         env_action = action
         if isinstance(self.policy.action_space, spaces.Box):
             space = self.policy.action_space
@@ -209,7 +211,9 @@ class Worker:
         """One asynchronous gradient step on the shared parameters (001: ``update_params``)."""
         config = self.config
         observations = obs_as_tensor(_stack(rollout.observations), self.policy.device)
-        actions = th.as_tensor(np.stack(rollout.actions), device=self.policy.device)
+        # float32 as A2C's rollout samples (MultiBinary's int8 actions would break Bernoulli's log-probability);
+        # Discrete indices as long, as A2C.train()
+        actions = th.as_tensor(np.stack(rollout.actions), dtype=th.float32, device=self.policy.device)
         if isinstance(self.policy.action_space, spaces.Discrete):
             actions = actions.long().flatten()
         values, log_prob, entropy = self.policy.evaluate_actions(observations, actions)

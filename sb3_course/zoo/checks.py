@@ -34,8 +34,8 @@ ZOO_KEYS = frozenset(
 # Action spaces each course algorithm handles (the classes check this too, but only once rl-zoo3 builds them)
 ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
     "course_dqn": (spaces.Discrete,),
-    "reinforce": (spaces.Discrete, spaces.Box),
-    "a3c": (spaces.Discrete, spaces.Box),
+    "reinforce": (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary),
+    "a3c": (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary),
     "course_ddpg": (spaces.Box,),
     "course_sac": (spaces.Box,),
 }
