@@ -281,7 +281,7 @@ def test_unwritable_directory(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    monkeypatch.setattr("sb3_course.common.files._create_temporary", read_only)
     with pytest.raises(PermissionError, match=r"could not write .*model\.zip: Permission denied; the previous file"):
         model.save(tmp_path / "model.zip")
 

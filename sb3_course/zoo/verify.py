@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.parity.cli import cpus_of, run_interruptibly
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES, normalise
@@ -103,25 +104,25 @@ def write_report(args: argparse.Namespace, store: RunStore, command: str) -> str
             for step, returns in zip(result.timesteps, result.returns, strict=True):
                 curves.append((algo, env_id, result.job.seed, int(step), float(np.mean(returns))))
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "curves.csv"), "w", newline="") as file:
+    with atomic_path(os.path.join(args.out, "curves.csv")) as tmp, open(tmp, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["algo", "env", "seed", "timesteps", "mean_return"])
         writer.writerows(curves)
     if curves:
         plot_curves(curves, os.path.join(args.out, "curves.png"))
     path = os.path.join(args.out, "report.md")
-    with open(path, "w") as file:
-        file.write(
-            "# Recipe verification\n\n"
-            f"Command: `{command}`\n\n"
-            f"Final = mean return of the last {args.last_evals} evaluations ({args.eval_episodes} deterministic "
-            "episodes each on a separate env); norm. = (final - random) / (reference - random), averaged over "
-            "seeds; reached = seeds whose final return is at least the reference return. Curves: curves.csv, "
-            "curves.png.\n\n"
-            "| key | env | steps | seeds | final per seed | mean final | norm. | best eval per seed "
-            "| random / reference | reached | min per run | steps/s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        )
+    write_text_atomically(
+        path,
+        "# Recipe verification\n\n"
+        f"Command: `{command}`\n\n"
+        f"Final = mean return of the last {args.last_evals} evaluations ({args.eval_episodes} deterministic "
+        "episodes each on a separate env); norm. = (final - random) / (reference - random), averaged over "
+        "seeds; reached = seeds whose final return is at least the reference return. Curves: curves.csv, "
+        "curves.png.\n\n"
+        "| key | env | steps | seeds | final per seed | mean final | norm. | best eval per seed "
+        "| random / reference | reached | min per run | steps/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n",
+    )
     return path
 
 
@@ -147,7 +148,8 @@ def plot_curves(curves: list[tuple[str, str, int, int, float]], path: str) -> No
         axis.set_visible(False)
     axes[0][0].set_ylabel("evaluation return")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=90)
     plt.close(figure)
 
 
