@@ -5,6 +5,7 @@ import difflib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import gymnasium as gym
 import yaml
 from gymnasium import spaces
 
-from sb3_course.zoo import COURSE_ALGOS, default_config
+from sb3_course.zoo import COURSE_ALGOS, default_config, register
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
 
 # Recipe keys that rl-zoo3 consumes itself instead of passing them to the constructor
@@ -270,3 +271,65 @@ def check_device(device: str) -> None:
         th.device(device)
     except RuntimeError as error:
         raise RecipeError(f"--device {device}: {error}") from error
+
+
+def check_zoo_run(algo: str, env_id: str, own_recipe: bool) -> None:
+    """
+    An rl-zoo3 key on ``env_id``: its class takes the env's action space and, with ``own_recipe``, rl-zoo3's recipe
+    file (``hyperparams/<algo>.yml``) has a block for the env.
+    """
+    import rl_zoo3
+    from rl_zoo3.exp_manager import ExperimentManager
+    from rl_zoo3.utils import ALGOS
+
+    config = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+    recipes = load_recipes(config) if own_recipe else {"default": {}}
+    atari = "atari" in recipes and ExperimentManager.is_atari(env_id)
+    if env_id not in recipes and "default" not in recipes and not atari:
+        raise RecipeError(f"rl-zoo3 has no {algo} recipe for {env_id} ({config}); use --mode matched or another env")
+    env = gym.make(env_id)
+    try:
+        # SB3 checks the action space in BaseAlgorithm.__init__ (AssertionError), before any network is built
+        ALGOS[algo]("MlpPolicy", env, device="cpu", _init_setup_model=False)
+    except AssertionError as error:
+        raise RecipeError(f"{algo} on {env_id}: {error}") from error
+    finally:
+        env.close()
+
+
+def check_job(algo: str, env_id: str, block: dict[str, Any] | None, where: str) -> None:
+    """
+    Check a run of the experiment runner (parity, verify) before any run starts: ``algo`` trained on ``env_id``
+    with the recipe ``block`` (``None``: the algorithm's own recipe file), its budget set by ``-n``.
+
+    :param algo: rl-zoo3 key (course keys registered)
+    :param env_id: the env id
+    :param block: the hyperparameters the run writes into its config file, or ``None``
+    :param where: where ``block`` comes from, for the messages
+    """
+    from rl_zoo3.utils import ALGOS
+
+    register()
+    check_algo(algo, list(ALGOS))
+    check_env(env_id, [])
+    if algo not in COURSE_ALGOS:
+        check_zoo_run(algo, env_id, own_recipe=block is None)
+        return
+    if block is None:
+        config = default_config(algo)
+        assert config is not None
+        check_recipe(algo, env_id, config, {}, budget_given=True)
+        return
+    check_keys(algo, list(block), where)
+    check_action_space(algo, env_id, where)
+    check_block(algo, {"n_timesteps": 1, **block}, where, {}, budget_given=True)
+
+
+def check_output_folder(folder: str, flag: str) -> None:
+    """A folder the command will create or write into: not a file, and writable (nothing is created here)."""
+    path = Path(folder).absolute()
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir():
+        raise RecipeError(f"{flag} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RecipeError(f"{flag} {folder}: {existing} is not writable")

@@ -26,6 +26,8 @@ from sb3_course.parity.cli import cpus_of, run_interruptibly
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
+from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
+from sb3_course.zoo.values import RecipeError
 
 
 def recipe_blocks(algo: str) -> dict[str, dict[str, Any]]:
@@ -34,16 +36,16 @@ def recipe_blocks(algo: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sb3-course verify", description=__doc__.split("\n\n")[1])
+    parser = OneLineParser(prog="sb3-course verify", description=__doc__.split("\n\n")[1])
     parser.add_argument("--algos", nargs="+", default=list(COURSE_ALGOS), choices=list(COURSE_ALGOS))
     parser.add_argument("--envs", nargs="+", default=None, help="env ids (default: every block of each key)")
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="override every block's budget")
-    parser.add_argument("--evaluations", type=int, default=20, help="evaluations per run (eval_freq = budget / this)")
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--last-evals", type=int, default=3, help="evaluations averaged into the final return")
+    parser.add_argument("--seeds", type=positive_int, default=2)
+    parser.add_argument("-n", "--n-timesteps", type=positive_int, default=None, help="override every block's budget")
+    parser.add_argument("--evaluations", type=positive_int, default=20, help="evaluations per run (eval_freq = budget / this)")
+    parser.add_argument("--eval-episodes", type=positive_int, default=10)
+    parser.add_argument("--last-evals", type=positive_int, default=3, help="evaluations averaged into the final return")
     parser.add_argument("--out", default="recipes-out")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU slots (A3C takes one per worker)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="CPU slots (A3C takes one per worker)")
     parser.add_argument("--report-only", action="store_true", help="write the report from the saved runs")
     args = parser.parse_args(argv)
     args.plan = []
@@ -59,6 +61,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             args.plan.append((algo, env_id, blocks[env_id]))
     if not args.plan:
         parser.error("no recipe block matches --algos / --envs")
+    try:
+        check_output_folder(args.out, "--out")
+        for algo, env_id, block in args.plan:
+            settings = {name: value for name, value in block.items() if name != "n_timesteps"}
+            check_job(algo, env_id, settings, f"hyperparams/{algo}.yml [{env_id}]")
+    except RecipeError as error:
+        parser.error(str(error))
     return args
 
 
