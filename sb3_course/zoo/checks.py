@@ -290,7 +290,8 @@ def check_zoo_run(algo: str, env_id: str, own_recipe: bool) -> None:
     env = gym.make(env_id)
     try:
         # SB3 checks the action space in BaseAlgorithm.__init__ (AssertionError), before any network is built
-        ALGOS[algo]("MlpPolicy", env, device="cpu", _init_setup_model=False)
+        algorithm: Any = ALGOS[algo]  # every SB3 / sb3-contrib class takes _init_setup_model, BaseAlgorithm does not
+        algorithm("MlpPolicy", env, device="cpu", _init_setup_model=False)
     except AssertionError as error:
         raise RecipeError(f"{algo} on {env_id}: {error}") from error
     finally:
