@@ -98,8 +98,21 @@ def test_invalid_hyperparameters_at_construction(cls, kwargs, message):
         make_model(ALGOS[cls], **kwargs)
 
 
-def test_learning_rate_schedule_is_accepted():
-    CourseDQN("MlpPolicy", "CartPole-v1", learning_rate=lambda progress: 1e-3 * progress, policy_kwargs=dict(net_arch=[8]))
+def test_learning_rate_schedule_drives_the_optimizer():
+    # A schedule passes the construction check unevaluated (a negative value it might return is not checked), and
+    # training then sets Adam's step size from it at the remaining progress, as SB3 does
+    progress_seen = []
+
+    def schedule(progress: float) -> float:
+        progress_seen.append(progress)
+        return 1e-3 * progress
+
+    model = CourseDQN("MlpPolicy", "CartPole-v1", learning_rate=schedule, learning_starts=10, policy_kwargs=dict(net_arch=[8]))
+    model.learn(100)
+    (group,) = model.policy.optimizer.param_groups
+    remaining = model._current_progress_remaining
+    assert 0 <= remaining < 0.2 and group["lr"] == pytest.approx(1e-3 * remaining)
+    assert progress_seen[0] == 1.0 and progress_seen == sorted(progress_seen, reverse=True) and len(progress_seen) > 50
 
 
 # -- bad model files ------------------------------------------------------------------------------------------
