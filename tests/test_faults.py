@@ -65,7 +65,7 @@ def test_unsupported_observation_space(algo, observation_space):
 
 INVALID = [
     (CourseDQN, dict(learning_rate=-1e-3), "learning_rate"),
-    (CourseDQN, dict(batch_size=2_000, buffer_size=1_000), r"batch_size \(2000\) must not exceed buffer_size \(1000\)"),
+    (CourseDQN, dict(buffer_size=0), r"buffer_size must lie in \[1, inf\], got 0"),
     (CourseDQN, dict(batch_size=0), "batch_size"),
     (CourseDQN, dict(tau=0.0), r"tau must lie in \(0.0, 1.0\]"),
     (CourseDQN, dict(tau=1.5), "tau"),
@@ -74,11 +74,11 @@ INVALID = [
     (CourseDDPG, dict(learning_rate=0.0), "learning_rate"),
     (CourseDDPG, dict(actor_learning_rate=-1.0), "learning_rate"),
     (CourseDDPG, dict(critic_learning_rate=-1.0), "learning_rate"),
-    (CourseDDPG, dict(batch_size=2_000, buffer_size=1_000), "batch_size"),
+    (CourseDDPG, dict(batch_size=0), "batch_size"),
     (CourseDDPG, dict(tau=0.0), "tau"),
     (CourseDDPG, dict(gamma=1.5), "gamma"),
     (CourseSAC, dict(learning_rate=-1e-4), "learning_rate"),
-    (CourseSAC, dict(batch_size=2_000, buffer_size=1_000), "batch_size"),
+    (CourseSAC, dict(batch_size=-1), "batch_size"),
     (CourseSAC, dict(tau=2.0), "tau"),
     (CourseSAC, dict(gamma=-1.0), "gamma"),
     (CourseSAC, dict(ent_coef=-0.1), "ent_coef"),
@@ -96,6 +96,14 @@ INVALID = [
 def test_invalid_hyperparameters_at_construction(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_model(ALGOS[cls], **kwargs)
+
+
+@pytest.mark.parametrize("algo", [ALGOS[CourseDQN].param(), ALGOS[CourseDDPG].param(), ALGOS[CourseSAC].param()])
+def test_batch_larger_than_buffer_samples_with_replacement(algo):
+    # As SB3's replay buffers: indices are drawn with replacement, so a batch may exceed the buffer
+    model = make_model(algo, buffer_size=50, batch_size=64, learning_starts=10).learn(30)
+    assert model._n_updates > 0 and model.replay_buffer.size() == 30
+    assert model.replay_buffer.sample(64).rewards.shape == (64, 1)
 
 
 def test_learning_rate_schedule_drives_the_optimizer():
