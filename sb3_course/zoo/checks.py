@@ -202,16 +202,19 @@ def check_action_space(key: str, env_id: str, where: str) -> None:
         )
 
 
-def check_recipe(key: str, env_id: str, config: Path, params: dict[str, Any], budget_given: bool) -> None:
+def check_recipe(
+    key: str, env_id: str, config: Path, params: dict[str, Any] | None = None, budget_given: bool = False
+) -> None:
     """
     Check the block rl-zoo3 will use for ``env_id`` in ``config`` with the ``-params`` applied, for course key ``key``.
 
     :param key: course algorithm key
     :param env_id: the env id
     :param config: the YAML recipe file
-    :param params: the ``-params`` values
-    :param budget_given: whether ``-n`` sets the budget
+    :param params: the ``-params`` values (none: the block alone)
+    :param budget_given: whether ``-n`` sets the budget (then ``n_timesteps`` need not be a valid budget)
     """
+    params = params or {}
     recipes = load_recipes(config)
     block = env_id if env_id in recipes else "default"
     if block not in recipes:
