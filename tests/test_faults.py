@@ -65,7 +65,7 @@ def test_unsupported_observation_space(algo, observation_space):
 
 INVALID = [
     (CourseDQN, dict(learning_rate=-1e-3), "learning_rate"),
-    (CourseDQN, dict(batch_size=2_000, buffer_size=1_000), r"batch_size \(2000\) must not exceed buffer_size \(1000\)"),
+    (CourseDQN, dict(buffer_size=0), r"buffer_size must lie in \[1, inf\], got 0"),
     (CourseDQN, dict(batch_size=0), "batch_size"),
     (CourseDQN, dict(tau=0.0), r"tau must lie in \(0.0, 1.0\]"),
     (CourseDQN, dict(tau=1.5), "tau"),
@@ -74,11 +74,11 @@ INVALID = [
     (CourseDDPG, dict(learning_rate=0.0), "learning_rate"),
     (CourseDDPG, dict(actor_learning_rate=-1.0), "learning_rate"),
     (CourseDDPG, dict(critic_learning_rate=-1.0), "learning_rate"),
-    (CourseDDPG, dict(batch_size=2_000, buffer_size=1_000), "batch_size"),
+    (CourseDDPG, dict(batch_size=0), "batch_size"),
     (CourseDDPG, dict(tau=0.0), "tau"),
     (CourseDDPG, dict(gamma=1.5), "gamma"),
     (CourseSAC, dict(learning_rate=-1e-4), "learning_rate"),
-    (CourseSAC, dict(batch_size=2_000, buffer_size=1_000), "batch_size"),
+    (CourseSAC, dict(batch_size=-1), "batch_size"),
     (CourseSAC, dict(tau=2.0), "tau"),
     (CourseSAC, dict(gamma=-1.0), "gamma"),
     (CourseSAC, dict(ent_coef=-0.1), "ent_coef"),
@@ -98,8 +98,29 @@ def test_invalid_hyperparameters_at_construction(cls, kwargs, message):
         make_model(ALGOS[cls], **kwargs)
 
 
-def test_learning_rate_schedule_is_accepted():
-    CourseDQN("MlpPolicy", "CartPole-v1", learning_rate=lambda progress: 1e-3 * progress, policy_kwargs=dict(net_arch=[8]))
+@pytest.mark.parametrize("algo", [ALGOS[CourseDQN].param(), ALGOS[CourseDDPG].param(), ALGOS[CourseSAC].param()])
+def test_batch_larger_than_buffer_samples_with_replacement(algo):
+    # As SB3's replay buffers: indices are drawn with replacement, so a batch may exceed the buffer
+    model = make_model(algo, buffer_size=50, batch_size=64, learning_starts=10).learn(30)
+    assert model._n_updates > 0 and model.replay_buffer.size() == 30
+    assert model.replay_buffer.sample(64).rewards.shape == (64, 1)
+
+
+def test_learning_rate_schedule_drives_the_optimizer():
+    # A schedule passes the construction check unevaluated (a negative value it might return is not checked), and
+    # training then sets Adam's step size from it at the remaining progress, as SB3 does
+    progress_seen = []
+
+    def schedule(progress: float) -> float:
+        progress_seen.append(progress)
+        return 1e-3 * progress
+
+    model = CourseDQN("MlpPolicy", "CartPole-v1", learning_rate=schedule, learning_starts=10, policy_kwargs=dict(net_arch=[8]))
+    model.learn(100)
+    (group,) = model.policy.optimizer.param_groups
+    remaining = model._current_progress_remaining
+    assert 0 <= remaining < 0.2 and group["lr"] == pytest.approx(1e-3 * remaining)
+    assert progress_seen[0] == 1.0 and progress_seen == sorted(progress_seen, reverse=True) and len(progress_seen) > 50
 
 
 # -- bad model files ------------------------------------------------------------------------------------------
@@ -281,7 +302,7 @@ def test_unwritable_directory(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
 
-    monkeypatch.setattr("tempfile.mkstemp", read_only)
+    monkeypatch.setattr("sb3_course.common.files._create_temporary", read_only)
     with pytest.raises(PermissionError, match=r"could not write .*model\.zip: Permission denied; the previous file"):
         model.save(tmp_path / "model.zip")
 

@@ -312,3 +312,66 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
         with open(os.path.join(runs, name)) as file:
             assert file.read() == text, f"{name} was redone"
     check_output(out, 4)
+
+
+# Inputs the sweep used to run with, or fail on after training (issue 18): exit 2, one line, nothing written
+NOT_SWEPT = {
+    "unknown course key": (["--pairs", "foo:dqn"], "--pairs 'foo:dqn': unknown course algorithm 'foo'; expected one of"),
+    "budget not a number": (["--pairs", "course_dqn:dqn@CartPole-v1:abc"], "n_timesteps and eval_freq must be numbers"),
+    "pair without evaluation": (
+        ["--pairs", "course_dqn:dqn@CartPole-v1:1000:0"],
+        "n_timesteps and eval_freq must be positive",
+    ),
+    "evaluation after the budget": (
+        ["--pairs", "course_dqn:dqn@CartPole-v1:100:500"],
+        "evaluation frequency 500 must lie in [1, n_timesteps 100] (no evaluation, no score)",
+    ),
+    "eval freq 0": (["--eval-freq", "0"], "argument --eval-freq: expected a positive integer, got 0"),
+    "negative budget": (["-n", "-5"], "argument -n/--n-timesteps: expected a positive integer, got -5"),
+    "no seeds": (["--seeds", "0"], "argument --seeds: expected a positive integer, got 0"),
+    "no jobs": (["--jobs", "0"], "argument --jobs: expected a positive integer, got 0"),
+    "runs is a file": (["--runs", "{tmp}/a_file"], "a_file is a file, not a folder"),
+    "unknown SB3 key": (
+        ["--pairs", "course_dqn:dqnx", "--mode", "recipe"],
+        "unknown algorithm 'dqnx'; expected one of: a2c",
+    ),
+    "SB3 side cannot take the env": (
+        ["--pairs", "course_dqn:sac@CartPole-v1", "--mode", "recipe"],
+        "sac on CartPole-v1: The algorithm only supports (<class 'gymnasium.spaces.box.Box'>,) as action spaces",
+    ),
+    "unknown course setting": (
+        ["--pairs", "course_dqn:dqn", "--mode", "recipe", "--course-params", "target_update:5"],
+        "--course-params: 'target_update' is not a constructor argument of CourseDQN",
+    ),
+    "course value": (
+        ["--pairs", "course_dqn:dqn", "--mode", "recipe", "--course-params", "learning_rate:'1e-3'"],
+        "with --course-params: learning_rate '1e-3' is a string",
+    ),
+    "course range": (
+        ["--pairs", "course_dqn:dqn", "--mode", "recipe", "--course-params", "gamma:2"],
+        "with --course-params: gamma must lie in [0.0, 1.0], got 2.0",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_SWEPT))
+def test_bad_sweep_exits_before_training(case, tmp_path, capsys):
+    from sb3_course.parity.cli import main
+
+    (tmp_path / "a_file").write_text("not a folder")
+    argv, message = NOT_SWEPT[case]
+    with pytest.raises(SystemExit) as exited:
+        main([arg.format(tmp=tmp_path) for arg in argv] + ["--out", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sb3-course parity: error: ") and message in err, err
+    assert [path.name for path in tmp_path.iterdir()] == ["a_file"], "something was written"
+
+
+def test_bad_sweep_exit_status_of_the_command(tmp_path):
+    completed = parity(["--pairs", "foo:dqn", "--out", str(tmp_path / "out")])
+    assert completed.returncode == 2 and not (tmp_path / "out").exists()
+    assert completed.stderr.strip() == (
+        "sb3-course parity: error: argument --pairs: --pairs 'foo:dqn': unknown course algorithm 'foo'; expected one "
+        "of course_dqn, course_ddpg, course_sac, reinforce, a3c"
+    )

@@ -51,3 +51,26 @@ def test_bad_input_names_the_problem(argv, message, capsys):
         parse_args(argv)
     assert error.value.code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--seeds", "0"], "argument --seeds: expected a positive integer, got 0"),
+        (["-n", "-5"], "argument -n/--n-timesteps: expected a positive integer, got -5"),
+        (["--evaluations", "0"], "argument --evaluations: expected a positive integer, got 0"),
+        (["--jobs", "0"], "argument --jobs: expected a positive integer, got 0"),
+        (["--out", "{tmp}/a_file"], "a_file is a file, not a folder"),
+    ],
+)
+def test_bad_input_exits_before_training(argv, message, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(SystemExit) as error:
+        main(
+            ["--algos", "reinforce", "--envs", "CartPole-v1", "--out", str(tmp_path / "out")]
+            + [a.format(tmp=tmp_path) for a in argv]
+        )
+    assert error.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sb3-course verify: error: ") and message in err, err
+    assert [path.name for path in tmp_path.iterdir()] == ["a_file"], "something was written"

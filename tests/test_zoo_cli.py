@@ -200,6 +200,93 @@ def test_bad_input_exits_with_one_line(case, recipes, monkeypatch, capsys):
     assert len(err.splitlines()) == 1 and message in err, err
 
 
+# Inputs rl-zoo3 mishandles (issue 18): each exits 2 with one line before anything is built or written
+BLOCK = "CartPole-v1:\n  policy: MlpPolicy\n  n_timesteps: 200\n"
+RECIPE_FILES = {
+    "small.yml": BLOCK,
+    "lr_text.yml": BLOCK + "  learning_rate: 1e-3\n",
+    "buffer_text.yml": BLOCK + "  buffer_size: 1e6\n",
+    "inf_text.yml": BLOCK + "  max_grad_norm: inf\n",
+    "bool_text.yml": BLOCK + "  optimize_memory_usage: 'no'\n",
+    "budget_text.yml": BLOCK.replace("200", "1e5"),
+    "no_budget.yml": "CartPole-v1:\n  policy: MlpPolicy\n",
+    "gamma.yml": BLOCK + "  gamma: 1.5\n",
+    "noise.yml": "Pendulum-v1:\n  policy: MlpPolicy\n  n_timesteps: 200\n  noise_type: pink\n  noise_std: 0.1\n",
+}
+DQN = ["--algo", "course_dqn", "--env", "CartPole-v1"]
+NOT_TRAINED = {
+    "negative budget": ([*DQN, "-conf", "small.yml", "-n", "-5"], "-n/--n-timesteps -5: expected a positive number of steps"),
+    "zero budget": ([*DQN, "-n", "0"], "-n/--n-timesteps 0: expected a positive number"),
+    "yaml 1e-3 learning rate": (
+        [*DQN, "-conf", "lr_text.yml"],
+        "lr_text.yml [CartPole-v1]: learning_rate '1e-3' is a string, which rl-zoo3 reads as a schedule",
+    ),
+    "yaml 1e6 buffer size": ([*DQN, "-conf", "buffer_text.yml"], "buffer_size must be a number, got the string '1e6'"),
+    "yaml inf": ([*DQN, "-conf", "inf_text.yml"], "max_grad_norm must be a number, got the string 'inf'; YAML writes"),
+    "text for a bool": ([*DQN, "-conf", "bool_text.yml"], "optimize_memory_usage must be true or false"),
+    "yaml 1e5 budget": ([*DQN, "-conf", "budget_text.yml"], "n_timesteps must be a positive number of steps, got '1e5'"),
+    "no budget": ([*DQN, "-conf", "no_budget.yml", "-n", "100"], "no n_timesteps (rl-zoo3 needs it, even with -n)"),
+    "class range": ([*DQN, "-conf", "gamma.yml"], "gamma.yml [CartPole-v1]: gamma must lie in [0.0, 1.0], got 1.5"),
+    "noise type": (["--algo", "course_ddpg", "--env", "Pendulum-v1", "-conf", "noise.yml"], "noise_type must be one of"),
+    "missing .py config": ([*DQN, "-conf", "missing.py"], "-conf/--conf-file missing.py: no such file"),
+    "missing config module": ([*DQN, "-conf", "no_such.module"], "not a .yml/.yaml/.py file nor an importable Python module"),
+    "-params text number": ([*DQN, "-params", "learning_rate:'1e-3'"], "-params: learning_rate '1e-3' is a string"),
+    "-params class range": ([*DQN, "-params", "exploration_initial_eps:2.0"], "-params: exploration_initial_eps must lie in"),
+    "-params not Python": ([*DQN, "-params", "learning_rate:abc"], "VALUE is read as Python and fails (NameError"),
+    "-params unknown policy": ([*DQN, "-params", "policy:'MlpPolcy'"], "-params: Policy MlpPolcy unknown"),
+    "-params bad policy_kwargs": ([*DQN, "-params", "policy_kwargs:'dict(net_arch=[8'"], "policy_kwargs 'dict(net_arch=[8'"),
+    "eval freq 0": ([*DQN, "--eval-freq", "0"], "--eval-freq 0: expected steps between evaluations, or -1 for none"),
+    "no eval envs": ([*DQN, "--n-eval-envs", "0"], "--n-eval-envs 0: expected a positive number of envs"),
+    "no eval episodes": ([*DQN, "--eval-episodes", "0"], "--eval-episodes 0: expected a positive number"),
+    "save freq 0": ([*DQN, "--save-freq", "0"], "--save-freq 0: expected steps between checkpoints"),
+    "seed text": ([*DQN, "--seed", "1.5"], "--seed 1.5: expected an integer below 2**32"),
+    "seed too large": ([*DQN, "--seed", str(2**32)], f"--seed {2**32}: expected an integer below 2**32"),
+    "no trials": ([*DQN, "-optimize", "--n-trials", "0"], "--n-trials 0: expected a positive number of trials"),
+    "missing trained agent": ([*DQN, "-i", "missing.zip"], "-i/--trained-agent missing.zip: expected an existing .zip"),
+    "device": ([*DQN, "--device", "gpu0"], "--device gpu0: Invalid device string"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_TRAINED))
+def test_mishandled_input_exits_before_training(case, tmp_path, monkeypatch, capsys):
+    for name, text in RECIPE_FILES.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.chdir(tmp_path)
+    argv, message = NOT_TRAINED[case]
+    with pytest.raises(SystemExit) as exited:
+        sb3_course(monkeypatch, "train", *argv, "-f", "logs")
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("sb3-course train: error: ") and message in err, err
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(RECIPE_FILES), "something was written"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-n", "-5"], "-n/--n-timesteps -5: expected a positive number of steps"),
+        (["--n-envs", "0"], "--n-envs 0: expected a positive number of envs"),
+        (["--seed", "-1"], "--seed -1: expected an integer in [0, 2**32)"),
+    ],
+)
+def test_mishandled_enjoy_input_exits_before_loading(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        sb3_course(monkeypatch, "enjoy", *DQN, "-f", "logs", *argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"sb3-course enjoy: error: {message}", err
+
+
+def test_negative_budget_exits_in_the_command(tmp_path):
+    (tmp_path / "small.yml").write_text(BLOCK)
+    result = run_module("sb3_course.zoo.cli", "train", *DQN, "-conf", "small.yml", "-n", "-5", "-f", "logs", cwd=tmp_path)
+    assert result.returncode == 2 and not (tmp_path / "logs").exists()
+    assert result.stderr.strip() == (
+        "sb3-course train: error: -n/--n-timesteps -5: expected a positive number of steps (leave -n out for the recipe's)"
+    )
+
+
 def test_bad_input_exit_status_of_the_command(tmp_path):
     result = run_module("sb3_course.zoo.cli", "enjoy", "--algo", "course_dqn", "--env", "NoSuchEnv-v0", cwd=tmp_path)
     assert result.returncode == 2

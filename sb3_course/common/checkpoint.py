@@ -1,19 +1,17 @@
 """
-Model files that lose nothing: atomic ``save`` / ``save_replay_buffer`` (write a temporary file, then rename),
+Model files that lose nothing: atomic ``save`` / ``save_replay_buffer`` (``sb3_course.common.files.atomic_path``:
+a temporary file renamed over the target, never written through a link planted there),
 ``load`` that names a truncated or corrupted file, and a callback that checkpoints model and replay buffer when
 training is interrupted by SIGINT or SIGTERM.
 """
 
 import io
-import os
 import pathlib
 import signal
-import tempfile
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -21,6 +19,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import GymEnv
+
+from sb3_course.common.files import atomic_path
 
 SelfBaseAlgorithm = TypeVar("SelfBaseAlgorithm", bound=BaseAlgorithm)
 SelfSafeFiles = TypeVar("SelfSafeFiles", bound="SafeFilesMixin")
@@ -34,38 +34,6 @@ def with_suffix(path: str | pathlib.Path, suffix: str) -> pathlib.Path:
     """The file SB3's ``open_path`` writes for ``path``: ``.<suffix>`` is added when the name has no suffix."""
     path = pathlib.Path(path)
     return path if path.suffix else pathlib.Path(f"{path}.{suffix}")
-
-
-@contextmanager
-def atomic_path(target: pathlib.Path) -> Iterator[pathlib.Path]:
-    """
-    Yield a temporary path next to ``target``; once the body has written it, flush it to disk and rename it
-    over ``target``. On any error the temporary file is removed and ``target`` is left as it was; an
-    ``OSError`` (disk full, unwritable directory) is raised again with the target in its message.
-
-    :param target: the file to write
-    """
-    tmp: pathlib.Path | None = None
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
-        tmp = pathlib.Path(name)
-        yield tmp
-        with tmp.open("rb+") as file:
-            os.fsync(file.fileno())
-        # mkstemp creates the file readable by its owner only; give it the mode open() would have
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o666 & ~umask)
-        os.replace(tmp, target)
-    except OSError as error:
-        message = f"could not write {target}: {error.strerror or error}; the previous file, if any, is unchanged"
-        # OSError(errno, ...) picks the subclass of the errno (PermissionError, ...), as the original
-        raise (OSError(error.errno, message) if error.errno is not None else OSError(message)) from error
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
 
 
 def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) -> None:

@@ -36,16 +36,24 @@ from sb3_course.parity.pairs import (
 from sb3_course.parity.report import Result, evaluate, write_report
 from sb3_course.parity.runner import Job, RunStore, run_local, run_ray, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES
+from sb3_course.zoo.checks import OneLineParser, check_job, check_keys, check_output_folder, positive_int
+from sb3_course.zoo.values import RecipeError
+
+
+def pair_argument(text: str) -> Pair:
+    """``--pairs`` items: :func:`parse_pair`, its message kept by argparse."""
+    try:
+        return parse_pair(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="sb3-course parity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = OneLineParser(prog="sb3-course parity", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--pairs",
         nargs="+",
-        type=parse_pair,
+        type=pair_argument,
         default=list(DEFAULT_PAIRS),
         help="course:sb3[@env[:n_timesteps[:eval_freq]]] (default: the five default pairs)",
     )
@@ -58,19 +66,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="replace settings of the course recipe (an ablation; the matched SB3 side follows them where it can). "
         "VALUE is a Python literal or a plain string; policy_kwargs is merged into the recipe's",
     )
-    parser.add_argument("--seeds", type=int, default=5, help="seeds per side (0 .. seeds - 1)")
-    parser.add_argument("-n", "--n-timesteps", type=int, help="budget of every pair (default: the pair's)")
-    parser.add_argument("--eval-freq", type=int, help="evaluation frequency of every pair (default: the pair's)")
-    parser.add_argument("--eval-episodes", type=int, default=5)
-    parser.add_argument("--last-evals", type=int, default=3, help="evaluations averaged into the final score")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="seeds per side (0 .. seeds - 1)")
+    parser.add_argument("-n", "--n-timesteps", type=positive_int, help="budget of every pair (default: the pair's)")
+    parser.add_argument("--eval-freq", type=positive_int, help="evaluation frequency of every pair (default: the pair's)")
+    parser.add_argument("--eval-episodes", type=positive_int, default=5)
+    parser.add_argument("--last-evals", type=positive_int, default=3, help="evaluations averaged into the final score")
     parser.add_argument("--tolerance", type=float, default=0.1, help="parity band on the normalised IQM difference")
     parser.add_argument("--out", default="parity", help="folder of the report and plots")
     parser.add_argument("--runs", default=None, help="folder of the runs (default: <out>/runs)")
     parser.add_argument("--backend", choices=("process", "ray"), default="process")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU slots (default: all cores)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="CPU slots (default: all cores)")
     parser.add_argument("--ray-address", default=None, help="Ray cluster address (default: a local Ray instance)")
     parser.add_argument("--report-only", action="store_true", help="only redraw the report from finished runs")
     args = parser.parse_args(argv)
+    if not args.tolerance > 0:
+        parser.error(f"--tolerance {args.tolerance}: expected a positive width of the parity band")
     args.runs = args.runs or os.path.join(args.out, "runs")
     overrides = {}
     for item in args.course_params:
@@ -82,19 +92,42 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         except (ValueError, SyntaxError):
             overrides[name] = text
     course_params = json.dumps(overrides, sort_keys=True) if overrides else ""
+    n_timesteps, eval_freq = args.n_timesteps, args.eval_freq
     args.pairs = [
-        Pair(p.course, p.sb3, p.env_id, args.n_timesteps or p.n_timesteps, args.eval_freq or p.eval_freq, course_params)
+        Pair(
+            p.course, p.sb3, p.env_id, p.n_timesteps if n_timesteps is None else n_timesteps,
+            p.eval_freq if eval_freq is None else eval_freq, course_params,
+        )
         for p in args.pairs
-    ]
+    ]  # fmt: skip
+    try:
+        check_plan(args)
+    except (RecipeError, ValueError) as error:
+        parser.error(str(error))
+    return args
+
+
+def check_plan(args: argparse.Namespace) -> None:
+    """
+    Everything a sweep needs, before it starts a run: folders it can write, and for each pair a score range, a
+    budget with at least one evaluation, and both sides' runs passing ``sb3-course train``'s checks.
+    """
+    check_output_folder(args.out, "--out")
+    check_output_folder(args.runs, "--runs")
     for pair in args.pairs:
         if pair.env_id not in SCORE_RANGES:
-            parser.error(f"no score range for {pair.env_id} (known: {', '.join(SCORE_RANGES)})")
-        if "matched" in args.mode:
-            try:
-                matched_hyperparams(pair)
-            except ValueError as error:
-                parser.error(str(error))
-    return args
+            raise ValueError(f"no score range for {pair.env_id} (known: {', '.join(SCORE_RANGES)})")
+        if not 1 <= pair.eval_freq <= pair.n_timesteps:
+            raise ValueError(
+                f"{pair.name}: evaluation frequency {pair.eval_freq} must lie in [1, n_timesteps {pair.n_timesteps}]"
+                " (no evaluation, no score)"
+            )
+        check_keys(pair.course, list(pair.overrides), "--course-params")
+        for mode in args.mode:
+            (course_job, *_), (sb3_job, *_) = jobs_of(pair, mode, 1, args.eval_episodes)
+            course_where = f"hyperparams/{pair.course}.yml [{pair.env_id}] with --course-params"
+            for job, where in ((course_job, course_where), (sb3_job, f"the {mode} {pair.sb3} side")):
+                check_job(job.algo, pair.env_id, json.loads(job.hyperparams) if job.hyperparams else None, where)
 
 
 def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:

@@ -270,7 +270,12 @@ def parse_pair(text: str) -> Pair:
     if course not in COURSE_ALGOS:
         raise ValueError(f"--pairs {text!r}: unknown course algorithm {course!r}; expected one of {', '.join(COURSE_ALGOS)}")
     default = defaults[course]
-    numbers = [int(float(part)) for part in parts[1:3]]
+    try:
+        numbers = [int(float(part)) for part in parts[1:3]]
+    except (ValueError, OverflowError):
+        raise ValueError(f"--pairs {text!r}: n_timesteps and eval_freq must be numbers of steps") from None
+    if any(number < 1 for number in numbers):
+        raise ValueError(f"--pairs {text!r}: n_timesteps and eval_freq must be positive")
     return Pair(
         course,
         sb3 or default.sb3,

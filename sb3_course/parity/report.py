@@ -8,6 +8,7 @@ from functools import cached_property
 
 import numpy as np
 
+from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.parity.pairs import MATCHING_GAPS, Pair
 from sb3_course.parity.runner import RunResult
 from sb3_course.parity.stats import SCORE_RANGES, Comparison, compare, normalise, pair_verdict, run_scores
@@ -113,7 +114,7 @@ def runs_table(results: list[Result], last_evals: int) -> str:
 
 
 def write_curves_csv(results: list[Result], path: str) -> None:
-    with open(path, "w", newline="") as file:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["pair", "mode", "side", "algo", "env", "seed", "timestep", "mean_return"])
         for result in results:
@@ -151,7 +152,8 @@ def plot_curves(result: Result, path: str) -> None:
     ax.set_title(f"{result.pair.name} ({result.mode}): {result.verdict}")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
 
 
@@ -170,7 +172,8 @@ def plot_scores(results: list[Result], path: str) -> None:
     fig, _ = plot_utils.plot_interval_estimates(
         points, intervals, metric_names=["final", "AUC"], algorithms=list(points), xlabel="normalised score (IQM)"
     )
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -231,6 +234,5 @@ Normalisation:
 {runs_table(results, last_evals)}
 """
     path = os.path.join(out_dir, "report.md")
-    with open(path, "w") as file:
-        file.write(text)
+    write_text_atomically(path, text)
     return path

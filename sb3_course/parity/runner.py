@@ -3,9 +3,10 @@ Training jobs of a parity sweep and the two ways of running them (a local pool o
 
 A job is one ``sb3-course train`` run (rl-zoo3's ExperimentManager: Monitor, separate deterministic
 evaluation env, ``evaluations.npz``). Its result is saved under ``<out>/runs/<key>.npz`` + ``.json`` as soon
-as it finishes, written atomically, and a sweep skips every job whose result exists: an interrupted sweep
-resumes where it stopped. The key hashes everything that changes the run (algorithm, env, hyperparameters,
-budget, evaluation, seed), so the course side shared by the matched and recipe modes is trained once.
+as it finishes, each renamed into place whole (``sb3_course.common.files.atomic_path``), and a sweep skips every
+job whose result exists: an interrupted sweep resumes where it stopped. The key hashes everything that changes the
+run (algorithm, env, hyperparameters, budget, evaluation, seed), so the course side shared by the matched and recipe
+modes is trained once.
 """
 
 import ctypes
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -28,6 +30,8 @@ from typing import Any
 import numpy as np
 import yaml
 from tqdm import tqdm
+
+from sb3_course.common.files import atomic_path, write_text_atomically
 
 PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 
@@ -137,21 +141,24 @@ class RunStore:
 
     def save(self, job: Job, result: dict[str, Any]) -> None:
         base = os.path.join(self.folder, job.key)
-        # The .json is written last and marks the run finished; both are renamed into place atomically
-        with open(f"{base}.npz.tmp", "wb") as file:
+        # Each file is renamed into place whole (atomic_path); the .json is written last and marks the run finished
+        with atomic_path(f"{base}.npz") as tmp, open(tmp, "wb") as file:
             np.savez(file, timesteps=np.asarray(result["timesteps"]), returns=np.asarray(result["returns"]))
-        os.replace(f"{base}.npz.tmp", f"{base}.npz")
         meta = {"job": asdict(job), "wall_time": result["wall_time"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        with open(f"{base}.json.tmp", "w") as file:
-            json.dump(meta, file, indent=1)
-        os.replace(f"{base}.json.tmp", f"{base}.json")
+        write_text_atomically(f"{base}.json", json.dumps(meta, indent=1))
 
     def load(self, job: Job) -> RunResult:
+        """The saved run of ``job``; a ``ValueError`` naming the files when they cannot be read."""
         base = os.path.join(self.folder, job.key)
-        with open(f"{base}.json") as file:
-            meta = json.load(file)
-        with np.load(f"{base}.npz") as data:
-            return RunResult(job, data["timesteps"], data["returns"], meta["wall_time"])
+        try:
+            with open(f"{base}.json") as file:
+                meta = json.load(file)
+            with np.load(f"{base}.npz") as data:
+                return RunResult(job, data["timesteps"], data["returns"], meta["wall_time"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"run {base}.json / .npz cannot be read ({type(error).__name__}: {error}); delete both to train it again"
+            ) from error
 
 
 class CpuSlots:

@@ -3,15 +3,21 @@
 import argparse
 import difflib
 import importlib
+import importlib.util
 import inspect
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import gymnasium as gym
 import yaml
 from gymnasium import spaces
 
-from sb3_course.zoo import COURSE_ALGOS, default_config
+from sb3_course.zoo import COURSE_ALGOS, default_config, register
+from sb3_course.zoo.values import RecipeError, check_block, parse_params
 
 # Recipe keys that rl-zoo3 consumes itself instead of passing them to the constructor
 ZOO_KEYS = frozenset(
@@ -41,8 +47,96 @@ ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
 }
 
 
-class RecipeError(ValueError):
-    """A command line or recipe that cannot work; its message is the one line shown to the user."""
+@dataclass(frozen=True)
+class IntFlag:
+    """An integer flag of an rl-zoo3 script with the values that script handles (``valid``) and what to give."""
+
+    names: tuple[str, ...]
+    valid: Callable[[int], bool]
+    expected: str
+
+
+SEED_BOUND = 2**32  # numpy's seeds are below it
+# rl-zoo3's train falls back to the recipe's budget for -n <= 0 and skips evaluations / checkpoints for a frequency
+# <= 0 silently; the others fail inside rl-zoo3, SB3 or optuna, after the log folder exists
+TRAIN_FLAGS = (
+    IntFlag(("-n", "--n-timesteps"), lambda n: n >= 1, "a positive number of steps (leave -n out for the recipe's)"),
+    IntFlag(("--eval-freq",), lambda n: n != 0, "steps between evaluations, or -1 for none"),
+    IntFlag(("--eval-episodes",), lambda n: n >= 1, "a positive number of episodes"),
+    IntFlag(("--n-eval-envs",), lambda n: n >= 1, "a positive number of envs"),
+    IntFlag(("--save-freq",), lambda n: n != 0, "steps between checkpoints, or -1 for none"),
+    IntFlag(("--seed",), lambda n: n < SEED_BOUND, "an integer below 2**32 (negative: a random seed)"),
+    IntFlag(("--n-trials",), lambda n: n >= 1, "a positive number of trials"),
+    IntFlag(("--max-total-trials",), lambda n: n >= 1, "a positive number of trials"),
+    IntFlag(("--n-jobs",), lambda n: n != 0, "a positive number of parallel jobs (-1: one per CPU)"),
+    IntFlag(("--n-evaluations",), lambda n: n >= 1, "a positive number of evaluations"),
+    IntFlag(("--n-startup-trials",), lambda n: n >= 0, "a number of trials >= 0"),
+    IntFlag(("--num-threads",), lambda n: True, "an integer (-1: torch's default)"),
+    IntFlag(("--log-interval",), lambda n: True, "an integer (-1: the algorithm's default)"),
+)
+# enjoy / record_video: -n is the number of steps to play
+PLAY_FLAGS = (
+    IntFlag(("-n", "--n-timesteps"), lambda n: n >= 1, "a positive number of steps"),
+    IntFlag(("--n-envs",), lambda n: n >= 1, "a positive number of envs"),
+    IntFlag(("--seed",), lambda n: 0 <= n < SEED_BOUND, "an integer in [0, 2**32)"),
+    IntFlag(("--exp-id",), lambda n: n >= -1, "a run id (0: the latest, -1: no run folder)"),
+)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``prog: error: message``) without the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def check_int_flags(given: dict[str, str | None], flags: tuple[IntFlag, ...]) -> None:
+    for flag in flags:
+        text = given[flag.names[-1]]
+        if text is None:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not flag.valid(value):
+            raise RecipeError(f"{'/'.join(flag.names)} {text}: expected {flag.expected}")
+
+
+def check_config_file(config: str) -> None:
+    """An rl-zoo3 ``-conf``: a YAML file (checked when read), a ``.py`` file, or an importable module."""
+    if config.endswith((".yml", ".yaml")):
+        return
+    if config.endswith(".py"):
+        if not Path(config).is_file():
+            raise RecipeError(f"-conf/--conf-file {config}: no such file")
+        return
+    try:
+        found = importlib.util.find_spec(config) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise RecipeError(
+            f"-conf/--conf-file {config}: not a .yml/.yaml/.py file nor an importable Python module (rl-zoo3 imports"
+            " other names as modules)"
+        )
+
+
+def check_trained_agent(path: str) -> None:
+    if path and not (path.endswith(".zip") and Path(path).is_file()):
+        raise RecipeError(f"-i/--trained-agent {path}: expected an existing .zip model file")
 
 
 def constructor_arguments(key: str) -> set[str]:
@@ -108,38 +202,138 @@ def check_action_space(key: str, env_id: str, where: str) -> None:
         )
 
 
-def check_recipe(key: str, env_id: str, config: Path, custom_keys: list[str]) -> None:
-    """Check the block rl-zoo3 will use for ``env_id`` in ``config`` (plus ``-params`` keys) for course key ``key``."""
+def check_recipe(
+    key: str, env_id: str, config: Path, params: dict[str, Any] | None = None, budget_given: bool = False
+) -> None:
+    """
+    Check the block rl-zoo3 will use for ``env_id`` in ``config`` with the ``-params`` applied, for course key ``key``.
+
+    :param key: course algorithm key
+    :param env_id: the env id
+    :param config: the YAML recipe file
+    :param params: the ``-params`` values (none: the block alone)
+    :param budget_given: whether ``-n`` sets the budget (then ``n_timesteps`` need not be a valid budget)
+    """
+    params = params or {}
     recipes = load_recipes(config)
     block = env_id if env_id in recipes else "default"
     if block not in recipes:
         raise RecipeError(f"{config}: no block for {env_id!r} and no 'default' block; blocks: {', '.join(recipes)}")
     where = f"{config} [{block}]"
     check_keys(key, list(recipes[block]), where)
-    check_keys(key, custom_keys, "-params")
+    check_keys(key, list(params), "-params")
     check_action_space(key, env_id, where)
+    check_block(key, recipes[block], where, params, budget_given)
 
 
 def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None:
     """
-    Check ``--algo``, ``--env`` and, for a course key when ``recipe`` is set, its recipe, before rl-zoo3 runs.
+    Check the flags, ``--algo``, ``--env`` and, for a course key when ``recipe`` is set (``train``), its recipe and
+    ``-params``, before rl-zoo3 runs: each mistake rl-zoo3 would turn into a traceback, or run silently in another
+    way than asked, is a :class:`RecipeError` with one line naming it.
 
     :param argv: the rl-zoo3 arguments
     :param known_algos: the keys of rl-zoo3's ``ALGOS`` (course keys registered)
-    :param recipe: whether the command reads a recipe (``train``)
+    :param recipe: whether the command is ``train`` (else ``enjoy`` / ``record_video``)
     """
+    flags = TRAIN_FLAGS if recipe else PLAY_FLAGS
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--algo", default="ppo")
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("-conf", "--conf-file", default=None)
     parser.add_argument("-params", "--hyperparams", nargs="+", default=[])
     parser.add_argument("--gym-packages", nargs="+", default=[])
+    parser.add_argument("-i", "--trained-agent", default="")
+    parser.add_argument("--device", default="auto")
+    for flag in flags:
+        parser.add_argument(*flag.names, dest=flag.names[-1], default=None)
     known, _ = parser.parse_known_args(argv)
+    check_int_flags(vars(known), flags)
+    check_device(known.device)
     check_algo(known.algo, known_algos)
     check_env(known.env, known.gym_packages)
-    if recipe and known.algo in COURSE_ALGOS:
+    if not recipe:
+        return
+    check_trained_agent(known.trained_agent)
+    params = parse_params(known.hyperparams)
+    if known.conf_file is not None:
+        check_config_file(known.conf_file)
+    if known.algo in COURSE_ALGOS:
         config = Path(known.conf_file) if known.conf_file else default_config(known.algo)
         assert config is not None
         if config.suffix in (".yml", ".yaml"):
-            custom_keys = [item.split(":", 1)[0] for item in known.hyperparams]
-            check_recipe(known.algo, known.env, config, custom_keys)
+            check_recipe(known.algo, known.env, config, params, budget_given=vars(known)["--n-timesteps"] is not None)
+
+
+def check_device(device: str) -> None:
+    import torch as th
+
+    if device == "auto":
+        return
+    try:
+        th.device(device)
+    except RuntimeError as error:
+        raise RecipeError(f"--device {device}: {error}") from error
+
+
+def check_zoo_run(algo: str, env_id: str, own_recipe: bool) -> None:
+    """
+    An rl-zoo3 key on ``env_id``: its class takes the env's action space and, with ``own_recipe``, rl-zoo3's recipe
+    file (``hyperparams/<algo>.yml``) has a block for the env.
+    """
+    import rl_zoo3
+    from rl_zoo3.exp_manager import ExperimentManager
+    from rl_zoo3.utils import ALGOS
+
+    config = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
+    recipes = load_recipes(config) if own_recipe else {"default": {}}
+    atari = "atari" in recipes and ExperimentManager.is_atari(env_id)
+    if env_id not in recipes and "default" not in recipes and not atari:
+        raise RecipeError(f"rl-zoo3 has no {algo} recipe for {env_id} ({config}); use --mode matched or another env")
+    env = gym.make(env_id)
+    try:
+        # SB3 checks the action space in BaseAlgorithm.__init__ (AssertionError), before any network is built
+        algorithm: Any = ALGOS[algo]  # every SB3 / sb3-contrib class takes _init_setup_model, BaseAlgorithm does not
+        algorithm("MlpPolicy", env, device="cpu", _init_setup_model=False)
+    except AssertionError as error:
+        raise RecipeError(f"{algo} on {env_id}: {error}") from error
+    finally:
+        env.close()
+
+
+def check_job(algo: str, env_id: str, block: dict[str, Any] | None, where: str) -> None:
+    """
+    Check a run of the experiment runner (parity, verify) before any run starts: ``algo`` trained on ``env_id``
+    with the recipe ``block`` (``None``: the algorithm's own recipe file), its budget set by ``-n``.
+
+    :param algo: rl-zoo3 key (course keys registered)
+    :param env_id: the env id
+    :param block: the hyperparameters the run writes into its config file, or ``None``
+    :param where: where ``block`` comes from, for the messages
+    """
+    from rl_zoo3.utils import ALGOS
+
+    register()
+    check_algo(algo, list(ALGOS))
+    check_env(env_id, [])
+    if algo not in COURSE_ALGOS:
+        check_zoo_run(algo, env_id, own_recipe=block is None)
+        return
+    if block is None:
+        config = default_config(algo)
+        assert config is not None
+        check_recipe(algo, env_id, config, {}, budget_given=True)
+        return
+    check_keys(algo, list(block), where)
+    check_action_space(algo, env_id, where)
+    check_block(algo, {"n_timesteps": 1, **block}, where, {}, budget_given=True)
+
+
+def check_output_folder(folder: str, flag: str) -> None:
+    """A folder the command will create or write into: not a file, and writable (nothing is created here)."""
+    path = Path(folder).absolute()
+    existing = next(parent for parent in (path, *path.parents) if parent.exists())
+    if not existing.is_dir():
+        raise RecipeError(f"{flag} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RecipeError(f"{flag} {folder}: {existing} is not writable")

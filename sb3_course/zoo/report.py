@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sb3_course.common.files import atomic_path
+
 # Scalar tags of the actor / policy loss and of the critic / value loss, first match wins
 ACTOR_TAGS = ("train/actor_loss", "train/policy_loss", "train/loss")
 CRITIC_TAGS = ("train/critic_loss", "train/value_loss")
@@ -85,8 +87,9 @@ def draw_report(run: Path, tensorboard_dir: Path | None, output: Path, title: st
         axis.set(title=name if tag is None else f"{name} ({tag})", xlabel="steps")
     figure.suptitle(title)
     figure.tight_layout()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=100)
+    # matplotlib picks the format from the suffix; the temporary file has none of its own
+    with atomic_path(output) as tmp:
+        figure.savefig(tmp, format=output.suffix[1:] or "png", dpi=100)
     plt.close(figure)
     return missing
 
@@ -103,6 +106,8 @@ def report(argv: list[str]) -> None:
     run = run_folder(args.folder, args.algo, args.env, args.exp_id)
     tensorboard_dir = Path(args.tensorboard_log) / args.env if args.tensorboard_log else None
     output = Path(args.output) if args.output else run / "report.png"
+    if output.suffix == "":
+        output = output.with_suffix(".png")  # as matplotlib names a file given without suffix
     from rl_zoo3.utils import ALGOS
 
     title = f"{args.algo} on {args.env} ({run.name})"

@@ -21,10 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.parity.cli import cpus_of, run_interruptibly
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
 from sb3_course.parity.stats import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
+from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
+from sb3_course.zoo.values import RecipeError
 
 
 def recipe_blocks(algo: str) -> dict[str, dict[str, Any]]:
@@ -33,16 +36,16 @@ def recipe_blocks(algo: str) -> dict[str, dict[str, Any]]:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="sb3-course verify", description=__doc__.split("\n\n")[1])
+    parser = OneLineParser(prog="sb3-course verify", description=__doc__.split("\n\n")[1])
     parser.add_argument("--algos", nargs="+", default=list(COURSE_ALGOS), choices=list(COURSE_ALGOS))
     parser.add_argument("--envs", nargs="+", default=None, help="env ids (default: every block of each key)")
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("-n", "--n-timesteps", type=int, default=None, help="override every block's budget")
-    parser.add_argument("--evaluations", type=int, default=20, help="evaluations per run (eval_freq = budget / this)")
-    parser.add_argument("--eval-episodes", type=int, default=10)
-    parser.add_argument("--last-evals", type=int, default=3, help="evaluations averaged into the final return")
+    parser.add_argument("--seeds", type=positive_int, default=2)
+    parser.add_argument("-n", "--n-timesteps", type=positive_int, default=None, help="override every block's budget")
+    parser.add_argument("--evaluations", type=positive_int, default=20, help="evaluations per run (eval_freq = budget / this)")
+    parser.add_argument("--eval-episodes", type=positive_int, default=10)
+    parser.add_argument("--last-evals", type=positive_int, default=3, help="evaluations averaged into the final return")
     parser.add_argument("--out", default="recipes-out")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="CPU slots (A3C takes one per worker)")
+    parser.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="CPU slots (A3C takes one per worker)")
     parser.add_argument("--report-only", action="store_true", help="write the report from the saved runs")
     args = parser.parse_args(argv)
     args.plan = []
@@ -58,6 +61,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             args.plan.append((algo, env_id, blocks[env_id]))
     if not args.plan:
         parser.error("no recipe block matches --algos / --envs")
+    try:
+        check_output_folder(args.out, "--out")
+        for algo, env_id, block in args.plan:
+            settings = {name: value for name, value in block.items() if name != "n_timesteps"}
+            check_job(algo, env_id, settings, f"hyperparams/{algo}.yml [{env_id}]")
+    except RecipeError as error:
+        parser.error(str(error))
     return args
 
 
@@ -103,25 +113,25 @@ def write_report(args: argparse.Namespace, store: RunStore, command: str) -> str
             for step, returns in zip(result.timesteps, result.returns, strict=True):
                 curves.append((algo, env_id, result.job.seed, int(step), float(np.mean(returns))))
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "curves.csv"), "w", newline="") as file:
+    with atomic_path(os.path.join(args.out, "curves.csv")) as tmp, open(tmp, "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["algo", "env", "seed", "timesteps", "mean_return"])
         writer.writerows(curves)
     if curves:
         plot_curves(curves, os.path.join(args.out, "curves.png"))
     path = os.path.join(args.out, "report.md")
-    with open(path, "w") as file:
-        file.write(
-            "# Recipe verification\n\n"
-            f"Command: `{command}`\n\n"
-            f"Final = mean return of the last {args.last_evals} evaluations ({args.eval_episodes} deterministic "
-            "episodes each on a separate env); norm. = (final - random) / (reference - random), averaged over "
-            "seeds; reached = seeds whose final return is at least the reference return. Curves: curves.csv, "
-            "curves.png.\n\n"
-            "| key | env | steps | seeds | final per seed | mean final | norm. | best eval per seed "
-            "| random / reference | reached | min per run | steps/s |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
-        )
+    write_text_atomically(
+        path,
+        "# Recipe verification\n\n"
+        f"Command: `{command}`\n\n"
+        f"Final = mean return of the last {args.last_evals} evaluations ({args.eval_episodes} deterministic "
+        "episodes each on a separate env); norm. = (final - random) / (reference - random), averaged over "
+        "seeds; reached = seeds whose final return is at least the reference return. Curves: curves.csv, "
+        "curves.png.\n\n"
+        "| key | env | steps | seeds | final per seed | mean final | norm. | best eval per seed "
+        "| random / reference | reached | min per run | steps/s |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n",
+    )
     return path
 
 
@@ -147,7 +157,8 @@ def plot_curves(curves: list[tuple[str, str, int, int, float]], path: str) -> No
         axis.set_visible(False)
     axes[0][0].set_ylabel("evaluation return")
     figure.tight_layout()
-    figure.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=90)
     plt.close(figure)
 
 

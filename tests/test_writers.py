@@ -1,0 +1,227 @@
+"""
+Every writer of the package attacked as another process or user would: links, FIFOs and folders planted at the
+target, concurrent writers, a kill in the middle of a write, a full disk, permissions (docs/reliability.md).
+"""
+
+import errno
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch as th
+
+from sb3_course import CourseDQN
+from sb3_course.common.files import atomic_path, remove_stale_temporaries, write_text_atomically
+from sb3_course.parity.runner import Job, RunStore
+
+JOB = Job("course_dqn", "CartPole-v1", 0, 400, 200, 2)
+
+
+def small_model(seed: int = 0) -> CourseDQN:
+    return CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100, seed=seed)
+
+
+def same_weights(first: CourseDQN, second: CourseDQN) -> bool:
+    return all(th.equal(a, b) for a, b in zip(first.policy.parameters(), second.policy.parameters(), strict=True))
+
+
+def result(value: float) -> dict:
+    return {"timesteps": [200, 400], "returns": [[value, value], [value, value]], "wall_time": value}
+
+
+def only_files(folder) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+# -- something planted at the target ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("planted", ["symlink", "hardlink"])
+def test_save_replaces_a_planted_link_instead_of_writing_through_it(planted, tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("another user's file")
+    target = tmp_path / "model.zip"
+    os.symlink(victim, target) if planted == "symlink" else os.link(victim, target)
+    model = small_model()
+    model.save(target)
+    assert victim.read_text() == "another user's file"
+    assert not target.is_symlink() and target.stat().st_ino != victim.stat().st_ino
+    assert same_weights(CourseDQN.load(target), model)
+
+
+def test_save_replaces_a_fifo_instead_of_blocking_on_it(tmp_path):
+    target = tmp_path / "model.zip"
+    os.mkfifo(target)  # a plain open(target, "wb") blocks until someone reads
+    saver = threading.Thread(target=small_model().save, args=(target,), daemon=True)
+    saver.start()
+    saver.join(timeout=60)
+    assert not saver.is_alive(), "save blocked on the FIFO"
+    assert stat.S_ISREG(target.lstat().st_mode) and CourseDQN.load(target)
+
+
+def test_directory_at_the_target(tmp_path):
+    (tmp_path / "model.zip").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"could not write .*model\.zip: Is a directory; the previous file"):
+        small_model().save(tmp_path / "model.zip")
+    assert only_files(tmp_path) == ["model.zip"] and (tmp_path / "model.zip").is_dir()
+
+
+def test_run_store_does_not_follow_a_link_at_its_old_temporary_name(tmp_path):
+    # The store wrote <key>.npz.tmp and <key>.json.tmp with open(): a link planted there was written through
+    victim = tmp_path / "victim.txt"
+    victim.write_text("another user's file")
+    store = RunStore(str(tmp_path / "runs"))
+    for suffix in (".npz.tmp", ".json.tmp", ".json"):
+        os.symlink(victim, tmp_path / "runs" / f"{JOB.key}{suffix}")
+    store.save(JOB, result(1.0))
+    assert victim.read_text() == "another user's file"
+    assert store.load(JOB).wall_time == 1.0
+
+
+# -- permissions -----------------------------------------------------------------------------------------------
+
+
+def test_a_private_file_stays_private_and_the_umask_is_never_changed(tmp_path, monkeypatch):
+    target = tmp_path / "model.zip"
+    model = small_model()
+    model.save(target)
+    target.chmod(0o600)
+
+    def no_umask_change(mask):
+        raise AssertionError("os.umask changes the mask of every thread of the process")
+
+    monkeypatch.setattr(os, "umask", no_umask_change)
+    model.save(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    write_text_atomically(tmp_path / "report.md", "# report")
+    assert stat.S_IMODE((tmp_path / "report.md").stat().st_mode) == 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    with open("/proc/self/status") as file:
+        return int(next(line for line in file if line.startswith("Umask:")).split()[1], 8)
+
+
+# -- concurrent writers ----------------------------------------------------------------------------------------
+
+
+def test_concurrent_run_store_writers_leave_one_whole_run(tmp_path):
+    store, errors = RunStore(str(tmp_path)), []
+
+    def write(value: float) -> None:
+        try:
+            for _ in range(20):
+                store.save(JOB, result(value))
+                loaded = store.load(JOB)
+                assert loaded.returns[0, 0] in (1.0, 2.0, 3.0, 4.0)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(float(value),)) for value in (1, 2, 3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert only_files(tmp_path) == [f"{JOB.key}.json", f"{JOB.key}.npz"]
+
+
+def test_concurrent_model_saves_leave_one_whole_model(tmp_path):
+    target, models = tmp_path / "model.zip", [small_model(seed) for seed in range(3)]
+    threads = [threading.Thread(target=lambda m=m: [m.save(target) for _ in range(5)]) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    loaded = CourseDQN.load(target)
+    assert any(same_weights(loaded, model) for model in models)
+    assert only_files(tmp_path) == ["model.zip"]
+
+
+# -- a kill in the middle of a write ---------------------------------------------------------------------------
+
+KILLED_WRITER = """
+import sys, time
+from stable_baselines3.common import base_class
+from sb3_course import CourseDQN
+
+def half_then_hang(path, *args, **kwargs):
+    with open(path, "wb") as file:
+        file.write(b"PK half a model")
+        file.flush()
+    print("writing", flush=True)
+    time.sleep(600)
+
+model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100, seed=1)
+base_class.save_to_zip_file = half_then_hang
+model.save(sys.argv[1])
+"""
+
+
+def test_killed_writer_leaves_the_previous_file_and_the_next_write_cleans_up(tmp_path):
+    target = tmp_path / "model.zip"
+    model = small_model()
+    model.save(target)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(KILLED_WRITER), str(target)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+        writer.send_signal(signal.SIGKILL)
+        assert writer.wait(timeout=60) == -signal.SIGKILL
+    finally:
+        writer.kill()
+    (leftover,) = [name for name in only_files(tmp_path) if name != "model.zip"]
+    assert leftover.startswith(".model.zip.") and leftover.endswith(f".{writer.pid}@{socket.gethostname()}.tmp")
+    assert same_weights(CourseDQN.load(target), model)  # the kill left the previous model whole
+    # A live writer's temporary file is kept; the dead writer's goes with the next write of the target
+    live = tmp_path / f".model.zip.0000.{os.getpid()}@{socket.gethostname()}.tmp"
+    live.write_bytes(b"in progress")
+    model.save(target)
+    assert only_files(tmp_path) == sorted([live.name, "model.zip"])
+
+
+def test_stale_temporaries_of_other_hosts_are_left_alone(tmp_path):
+    other = tmp_path / ".model.zip.0000.1@another-host.tmp"
+    other.write_bytes(b"maybe in progress on another host sharing the folder")
+    assert remove_stale_temporaries(tmp_path / "model.zip") == [] and other.exists()
+
+
+# -- full disk, damaged store ----------------------------------------------------------------------------------
+
+
+def test_run_store_on_a_full_disk_keeps_the_previous_run(tmp_path, monkeypatch):
+    store = RunStore(str(tmp_path))
+    store.save(JOB, result(1.0))
+
+    def full(file, **arrays):
+        file.write(b"PK half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full)
+    with pytest.raises(OSError, match=rf"could not write .*{JOB.key}\.npz: No space left on device") as error:
+        store.save(JOB, result(2.0))
+    assert error.value.errno == errno.ENOSPC
+    assert store.load(JOB).wall_time == 1.0 and only_files(tmp_path) == [f"{JOB.key}.json", f"{JOB.key}.npz"]
+
+
+def test_damaged_run_names_its_files(tmp_path):
+    store = RunStore(str(tmp_path))
+    store.save(JOB, result(1.0))
+    (tmp_path / f"{JOB.key}.npz").write_bytes(b"PK not a whole npz")
+    with pytest.raises(ValueError, match=rf"run .*{JOB.key}\.json / \.npz cannot be read .*delete both to train it again"):
+        store.load(JOB)
+
+
+def test_atomic_path_removes_its_temporary_file_when_the_body_fails(tmp_path):
+    with pytest.raises(RuntimeError, match="writer failed"), atomic_path(tmp_path / "out.csv") as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+    assert only_files(tmp_path) == []  # no file under the final name, no temporary file
