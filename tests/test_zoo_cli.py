@@ -175,8 +175,8 @@ BAD_INPUTS = {
         "unknown_key.yml [CartPole-v1]: 'target_update' is not a constructor argument of CourseDQN",
     ),
     "unknown -params key": (
-        ["--algo", "reinforce", "--env", "CartPole-v1", "-params", "gae_lambda:0.9"],
-        "-params: 'gae_lambda' is not a constructor argument of REINFORCE",
+        ["--algo", "reinforce", "--env", "CartPole-v1", "-params", "buffer_size:1000"],
+        "-params: 'buffer_size' is not a constructor argument of REINFORCE",
     ),
     "malformed YAML": (
         ["--algo", "course_dqn", "--env", "CartPole-v1", "-conf", "malformed.yml"],
@@ -200,6 +200,8 @@ def test_bad_input_exits_with_one_line(case, recipes, monkeypatch, capsys):
     assert len(err.splitlines()) == 1 and message in err, err
 
 
+A3C_CARTPOLE = ["--algo", "a3c", "--env", "CartPole-v1"]
+
 # Inputs rl-zoo3 mishandles (issue 18): each exits 2 with one line before anything is built or written
 BLOCK = "CartPole-v1:\n  policy: MlpPolicy\n  n_timesteps: 200\n"
 RECIPE_FILES = {
@@ -212,6 +214,8 @@ RECIPE_FILES = {
     "no_budget.yml": "CartPole-v1:\n  policy: MlpPolicy\n",
     "gamma.yml": BLOCK + "  gamma: 1.5\n",
     "noise.yml": "Pendulum-v1:\n  policy: MlpPolicy\n  n_timesteps: 200\n  noise_type: pink\n  noise_std: 0.1\n",
+    "a3c_normalize.yml": BLOCK + "  normalize: true\n",
+    "a3c_frame_stack.yml": BLOCK + "  frame_stack: 4\n",
 }
 DQN = ["--algo", "course_dqn", "--env", "CartPole-v1"]
 NOT_TRAINED = {
@@ -239,6 +243,13 @@ NOT_TRAINED = {
     "no eval envs": ([*DQN, "--n-eval-envs", "0"], "--n-eval-envs 0: expected a positive number of envs"),
     "no eval episodes": ([*DQN, "--eval-episodes", "0"], "--eval-episodes 0: expected a positive number"),
     "save freq 0": ([*DQN, "--save-freq", "0"], "--save-freq 0: expected steps between checkpoints"),
+    "a3c normalize": ([*A3C_CARTPOLE, "-conf", "a3c_normalize.yml"], "a3c_normalize.yml [CartPole-v1]: normalize wraps"),
+    "a3c frame_stack": ([*A3C_CARTPOLE, "-conf", "a3c_frame_stack.yml"], "frame_stack wraps the env in a VecEnvWrapper"),
+    "a3c vec_env_wrapper": (
+        [*A3C_CARTPOLE, "-params", "vec_env_wrapper:'stable_baselines3.common.vec_env.VecMonitor'"],
+        "-params: vec_env_wrapper wraps",
+    ),
+    "a3c cuda": ([*A3C_CARTPOLE, "--device", "cuda"], "--device cuda: A3C trains on the CPU"),
     "seed text": ([*DQN, "--seed", "1.5"], "--seed 1.5: expected an integer below 2**32"),
     "seed too large": ([*DQN, "--seed", str(2**32)], f"--seed {2**32}: expected an integer below 2**32"),
     "no trials": ([*DQN, "-optimize", "--n-trials", "0"], "--n-trials 0: expected a positive number of trials"),

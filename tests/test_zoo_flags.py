@@ -27,8 +27,8 @@ KEYS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 # env id -> a constructor argument of the env, a value that is not its default, and the attribute that holds it
 ENV_KWARGS = {"CartPole-v1": ("sutton_barto_reward", True, "_sutton_barto_reward"), "Pendulum-v1": ("g", 9.0, "g")}
-# A3C's workers step plain gym environments: VecEnv wrappers are refused, with this line
-A3C_NO_VEC_WRAPPER = "A3C workers step plain gym environments and cannot copy"
+# A3C's workers step plain gym environments: VecEnv wrappers are refused before training, with this line
+A3C_NO_VEC_WRAPPER = "wraps the env in a VecEnvWrapper, which A3C's workers (plain gym envs) cannot use"
 
 
 class Run:
@@ -163,10 +163,13 @@ def test_yaml_callback(key, run, tmp_path):
     ],
     ids=["vec_env_wrapper", "frame_stack", "normalize"],
 )
-def test_vec_env_wrappers_from_yaml(key, feature, wrapper, run, tmp_path):
+def test_vec_env_wrappers_from_yaml(key, feature, wrapper, run, tmp_path, capsys):
     if key == "a3c":
-        with pytest.raises(ValueError, match=A3C_NO_VEC_WRAPPER):
+        with pytest.raises(SystemExit) as exited:
             run(key, **feature)
+        err = capsys.readouterr().err.strip()
+        assert exited.value.code == 2 and len(err.splitlines()) == 1 and A3C_NO_VEC_WRAPPER in err, err
+        assert not (tmp_path / "logs").exists()
         return
     run(key, **feature)
     assert isinstance(run.model.env, wrapper)
@@ -183,9 +186,12 @@ def test_device(key, run):
     assert run.model.device.type == "cpu"
 
 
-def test_a3c_refuses_a_cuda_device(run):
-    with pytest.raises(ValueError, match="A3C trains a policy in shared CPU memory; device must be 'cpu'"):
+def test_a3c_refuses_a_cuda_device(run, capsys):
+    with pytest.raises(SystemExit) as exited:
         run("a3c", "--device", "cuda")
+    err = capsys.readouterr().err.strip()
+    expected = "sb3-course train: error: --device cuda: A3C trains on the CPU (Hogwild workers share the policy in CPU memory)"
+    assert exited.value.code == 2 and err == expected
 
 
 @pytest.mark.parametrize("key", KEY_IDS)

@@ -44,6 +44,7 @@ from sb3_course.benchmarks.matchups import (
     Matchup,
     matchups,
 )
+from sb3_course.common.files import write_text_atomically
 from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
 
 # Below this share of idle CPU time before the runs the machine counts as busy
@@ -301,10 +302,8 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(
-                {"command": sys.argv, "machine": machine, "idle_before_percent": idle, "results": results}, file, indent=1
-            )
+        report = {"command": sys.argv, "machine": machine, "idle_before_percent": idle, "results": results}
+        write_text_atomically(args.json, json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from typing import Any
 import torch as th
 
 from sb3_course.common.fast_path import with_fused_adam
+from sb3_course.ddpg.ddpg import learning_rates
 from sb3_course.dqn.policies import COURSE_NET_ARCH as DQN_NET_ARCH
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, load_recipes
 
@@ -221,7 +222,7 @@ def _matched_ddpg(s: dict[str, Any]) -> dict[str, Any]:
     # SB3's DDPG trains the course network itself (CourseDDPGPolicy: clamped actor, encoder critic)
     block = _common_off_policy(s, REPLAY_KEYS)
     block.update(
-        learning_rate=s["critic_learning_rate"],
+        learning_rate=learning_rates(s["learning_rate"], s["actor_learning_rate"], s["critic_learning_rate"])[1],
         noise_type="ornstein-uhlenbeck",
         noise_std=0.1,
         policy="CourseDDPGPolicy",

@@ -251,6 +251,8 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     check_int_flags(vars(known), flags)
     check_device(known.device)
     check_algo(known.algo, known_algos)
+    if known.algo == "a3c" and known.device != "auto" and not known.device.startswith("cpu"):
+        raise RecipeError(f"--device {known.device}: A3C trains on the CPU (Hogwild workers share the policy in CPU memory)")
     check_env(known.env, known.gym_packages)
     if not recipe:
         return

@@ -183,4 +183,24 @@ def check_block(key: str, block: dict[str, Any], where: str, params: dict[str, A
     merged = {**block, **params}
     where_of = defaultdict(lambda: where, {name: "-params" for name in params})
     check_zoo_values(merged, where_of, budget_given)
+    if key == "a3c":
+        check_a3c_env_settings(merged, where_of)
     check_constructor_values(key, merged, where_of)
+
+
+# rl-zoo3 keys that wrap the training env in a VecEnvWrapper
+VEC_ENV_WRAPPER_KEYS = ("normalize", "frame_stack", "vec_env_wrapper")
+
+
+def check_a3c_env_settings(block: dict[str, Any], where_of: dict[str, str]) -> None:
+    """
+    A3C's workers step plain gym envs, so the VecEnv wrappers rl-zoo3 would build from ``normalize``,
+    ``frame_stack`` or ``vec_env_wrapper`` cannot reach them (A3C's constructor refuses the wrapped env).
+    """
+    for name in VEC_ENV_WRAPPER_KEYS:
+        if block.get(name):
+            raise RecipeError(
+                f"{where_of[name]}: {name} wraps the env in a VecEnvWrapper, which A3C's workers (plain gym envs) "
+                "cannot use; remove it, or use gymnasium wrappers in env_wrapper (e.g. "
+                "gymnasium.wrappers.NormalizeObservation, gymnasium.wrappers.FrameStackObservation)"
+            )
