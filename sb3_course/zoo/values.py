@@ -12,10 +12,11 @@ import typing
 from collections import defaultdict
 from typing import Any, TypeGuard
 
-from sb3_course.zoo import COURSE_ALGOS
+from sb3_course.zoo import COURSE_ALGOS, COURSE_SCHEDULE_KEYS
 
-# Keys rl-zoo3 turns into schedules when they are strings "<name>_<initial value>" (ExperimentManager)
-SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf", "delta_std")
+# Keys rl-zoo3 turns into schedules when they are strings "<name>_<initial value>" (ExperimentManager), with the
+# course classes' own learning rates (sb3_course.zoo.register() extends rl-zoo3's conversion to them)
+SCHEDULE_KEYS = ("learning_rate", "clip_range", "clip_range_vf", "delta_std", *sorted(COURSE_SCHEDULE_KEYS))
 NOISE_TYPES = ("normal", "ornstein-uhlenbeck")
 
 
