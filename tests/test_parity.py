@@ -202,13 +202,15 @@ def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows()
     assert course_plain.hyperparams == ""
     course = json.loads(course_job.hyperparams)
     assert course["critic_learning_rate"] == 2e-3 and course["critic_loss"] == "mse" and "n_timesteps" not in course
-    policy_kwargs = course_settings("course_ddpg", "Pendulum-v1", ablation.overrides)["policy_kwargs"]
-    assert policy_kwargs == {"actor_output": "tanh", "net_arch": {"pi": [16], "qf": [8]}}
+    # the override's keys replace the recipe's policy_kwargs keys; the recipe's others stay
+    expected = {**course_settings("course_ddpg", "Pendulum-v1", plain.overrides)["policy_kwargs"]}
+    expected.update(actor_output="tanh", net_arch={"pi": [16], "qf": [8]})
+    assert course_settings("course_ddpg", "Pendulum-v1", ablation.overrides)["policy_kwargs"] == expected
     sb3 = json.loads(sb3_job.hyperparams)
     assert sb3["learning_rate"] == 2e-3 and json.loads(sb3_plain.hyperparams)["learning_rate"] == 1e-3
     # SB3's DDPG trains the course network with the ablation's policy settings
     assert sb3["policy"] == "CourseDDPGPolicy"
-    assert eval(sb3["policy_kwargs"]) == {"actor_output": "tanh", "net_arch": {"pi": [16], "qf": [8]}}
+    assert eval(sb3["policy_kwargs"]) == expected
     assert ablation.name.startswith("course_ddpg[critic_learning_rate=0.002, critic_loss=mse")
     assert ablation.tag != plain.tag and "[" not in ablation.tag
     with pytest.raises(SystemExit):
