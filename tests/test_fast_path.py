@@ -460,7 +460,8 @@ def test_image_and_dict_policies_take_sb3s_predict_and_fuse_only_mlps(cls, polic
     obs = model.get_env().reset()  # a VecEnv batch: the input the flat-Box fast path would take
     for deterministic in (True, False):
         th.manual_seed(0)
-        actions, _ = model.predict(obs, deterministic=deterministic)
+        # the policy's predict (DQN's model.predict adds epsilon-greedy draws from NumPy, which this test is not about)
+        actions, _ = model.policy.predict(obs, deterministic=deterministic)
         th.manual_seed(0)
         np.testing.assert_array_equal(actions, BasePolicy.predict(model.policy, obs, deterministic=deterministic)[0])
     # The convolutions stay nn.Conv2d in plain Sequentials; only Linear/ReLU stacks (heads, NatureCNN's linear) fuse

@@ -15,6 +15,7 @@ from huggingface_hub import HfApi, scan_cache_dir
 from huggingface_hub.repocard import metadata_load
 
 from sb3_course.dqn import CourseDQN
+from sb3_course.zoo import load_recipes
 from sb3_course.zoo.cli import main
 
 ORG = "sb3-course-test"
@@ -115,7 +116,8 @@ def test_model_card_names_the_course_algorithm_and_commands(pushed):
     assert f"the `{ENV_ID}` block of sb3-course's `hyperparams/course_dqn.yml`" in card
     assert "overridden on the command line by `-params learning_starts:100`" in card
     assert f"sb3-course train --algo course_dqn --env {ENV_ID} --seed 0 -n 300 -params learning_starts:100 -f logs/" in card
-    assert "'learning_rate': 5e-05" in card  # the recipe's hyperparameters, as trained
+    # the recipe's hyperparameters, as trained
+    assert f"'learning_rate': {load_recipes('course_dqn')[ENV_ID]['learning_rate']!r}" in card
     assert "Environment arguments" not in card  # trained without env_kwargs (render_mode is the replay's)
     assert "rl_zoo3" not in card
     metadata = metadata_load(folder / "README.md")
