@@ -402,3 +402,12 @@ def test_signal_in_process_and_handlers_restored(tmp_path):
         assert {signum: signal.getsignal(signum) for signum in before} == before
     finally:
         signal.signal(signal.SIGINT, inherited)
+
+
+@pytest.mark.parametrize("algo", COURSE)
+def test_string_learning_rate_is_one_error_class_for_every_algorithm(algo):
+    """One ``LearningRateTypeError`` (a ``TypeError`` and SB3's ``AssertionError``) for all five classes."""
+    from sb3_course.common.validation import LearningRateTypeError
+
+    with pytest.raises(LearningRateTypeError, match="learning_rate must be a number, got '1e-3'"):
+        algo.cls("MlpPolicy", algo.env_id, learning_rate="1e-3")

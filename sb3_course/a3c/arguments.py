@@ -1,13 +1,11 @@
 """A3C's constructor arguments checked for type and range, each error naming the argument and what to do."""
 
-import math
 import multiprocessing as mp
 from typing import Any
 
-import numpy as np
 import torch as th
 
-from sb3_course.common.validation import check_float, check_int, check_learning_rate
+from sb3_course.common.validation import check_actor_critic_floats, check_bool, check_int, check_learning_rate
 
 START_METHODS = ("forkserver", "spawn")
 LOSS_REDUCTIONS = ("sum", "mean")
@@ -15,20 +13,6 @@ LOSS_REDUCTIONS = ("sum", "mean")
 # Hogwild gains nothing, and thousands exhaust memory and process limits (the paper used 16).
 MAX_WORKERS = 256
 FLAGS = ("use_rms_prop", "use_sde", "normalize_advantage", "normalize_returns", "cross_episodes")
-
-
-class LearningRateTypeError(TypeError, AssertionError):
-    """
-    A learning rate that is neither a number nor a callable: SB3 asserts this (``get_schedule_fn``), so code written
-    for SB3 catches it as an ``AssertionError``.
-    """
-
-
-def check_bool(name: str, value: object) -> bool:
-    """Raise a ``TypeError`` naming the argument when ``value`` is not a bool (``"False"`` would be true)."""
-    if not isinstance(value, bool | np.bool_):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return bool(value)
 
 
 def check_device(device: th.device | str) -> None:
@@ -58,22 +42,11 @@ def check_arguments(args: dict[str, Any]) -> dict[str, Any]:
     :return: the checked arguments
     """
     checked = dict(args)
-    try:
-        check_learning_rate(args["learning_rate"])
-    except TypeError as error:
-        raise LearningRateTypeError(str(error)) from None
+    check_learning_rate(args["learning_rate"])
     checked["n_workers"] = check_int("n_workers", args["n_workers"], 1, MAX_WORKERS)
     if args["n_steps"] is not None:
         checked["n_steps"] = check_int("n_steps", args["n_steps"])
-    for name, low, high, low_inclusive, high_inclusive in (
-        ("gamma", 0.0, 1.0, True, True),
-        ("gae_lambda", 0.0, 1.0, True, True),
-        ("ent_coef", 0.0, math.inf, True, False),
-        ("vf_coef", 0.0, math.inf, True, False),
-        ("max_grad_norm", 0.0, math.inf, False, True),  # inf: no clipping
-        ("rms_prop_eps", 0.0, math.inf, False, False),
-    ):
-        checked[name] = check_float(name, args[name], low, high, low_inclusive, high_inclusive)
+    checked.update(check_actor_critic_floats(args))
     checked["sde_sample_freq"] = check_int("sde_sample_freq", args["sde_sample_freq"], -1)
     checked["stats_window_size"] = check_int("stats_window_size", args["stats_window_size"])
     for name in FLAGS:

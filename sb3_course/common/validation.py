@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
@@ -159,6 +160,30 @@ def check_learning_rate(learning_rate: float | Callable[[float], float], name: s
         check_float(name, learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
     except TypeError as error:
         raise LearningRateTypeError(str(error)) from None
+
+
+def check_bool(name: str, value: object) -> bool:
+    """Raise a ``TypeError`` naming the argument when ``value`` is not a bool (a YAML ``"False"`` would be true)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+# A2C's coefficients, as A3C and REINFORCE take them: name -> (low, high, low_inclusive, high_inclusive); an infinite
+# weight would make the loss infinite, an infinite max_grad_norm means no clipping
+ACTOR_CRITIC_FLOATS = {
+    "gamma": (0.0, 1.0, True, True),
+    "gae_lambda": (0.0, 1.0, True, True),
+    "ent_coef": (0.0, math.inf, True, False),
+    "vf_coef": (0.0, math.inf, True, False),
+    "max_grad_norm": (0.0, math.inf, False, True),
+    "rms_prop_eps": (0.0, math.inf, False, False),
+}
+
+
+def check_actor_critic_floats(arguments: dict[str, Any]) -> dict[str, float]:
+    """:func:`check_float` on each of :data:`ACTOR_CRITIC_FLOATS` in ``arguments``; the values as ``float`` by name."""
+    return {name: check_float(name, arguments[name], *bounds) for name, bounds in ACTOR_CRITIC_FLOATS.items()}
 
 
 def check_policy_class(policy: str | type, base: type, algo: str) -> None:

@@ -3,10 +3,9 @@
 import math
 from typing import Any
 
-import numpy as np
 from stable_baselines3.common.buffers import RolloutBuffer
 
-from sb3_course.common.validation import check_float, check_int
+from sb3_course.common.validation import check_actor_critic_floats, check_bool, check_int
 
 # Integer arguments and their allowed ranges (seed: NumPy's; sde_sample_freq -1: new gSDE noise per batch only)
 INT_RANGES = {
@@ -16,15 +15,6 @@ INT_RANGES = {
     "stats_window_size": (1, math.inf),
     "verbose": (0, math.inf),
     "seed": (0, 2**32 - 1),
-}
-# Float arguments: (low, high, low_inclusive, high_inclusive); an infinite weight would make the loss infinite
-FLOAT_RANGES = {
-    "gamma": (0.0, 1.0, True, True),
-    "gae_lambda": (0.0, 1.0, True, True),
-    "ent_coef": (0.0, math.inf, True, False),
-    "vf_coef": (0.0, math.inf, True, False),
-    "max_grad_norm": (0.0, math.inf, False, True),  # inf: no clipping (the course's default)
-    "rms_prop_eps": (0.0, math.inf, False, False),
 }
 FLAGS = ("normalize_advantage", "use_baseline", "use_rms_prop", "use_sde")
 OPTIONAL = ("n_steps", "seed")
@@ -42,13 +32,9 @@ def check_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     for name, (low, high) in INT_RANGES.items():
         value = arguments[name]
         checked[name] = None if value is None and name in OPTIONAL else check_int(name, value, low, high)
-    for name, (low_f, high_f, low_inclusive, high_inclusive) in FLOAT_RANGES.items():
-        checked[name] = check_float(name, arguments[name], low_f, high_f, low_inclusive, high_inclusive)
+    checked.update(check_actor_critic_floats(arguments))
     for name in FLAGS:
-        # A YAML "False" is a truthy string: refuse it rather than read it as True
-        if not isinstance(arguments[name], bool | np.bool_):
-            raise TypeError(f"{name} must be True or False, got {arguments[name]!r} ({type(arguments[name]).__name__})")
-        checked[name] = bool(arguments[name])
+        checked[name] = check_bool(name, arguments[name])
     return checked
 
 
