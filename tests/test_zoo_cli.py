@@ -249,7 +249,7 @@ NOT_TRAINED = {
         [*A3C_CARTPOLE, "-params", "vec_env_wrapper:'stable_baselines3.common.vec_env.VecMonitor'"],
         "-params: vec_env_wrapper wraps",
     ),
-    "a3c cuda": ([*A3C_CARTPOLE, "--device", "cuda"], "--device cuda: A3C trains on the CPU"),
+    "a3c cuda": ([*A3C_CARTPOLE, "--device", "cuda"], "--device cuda: A3C's workers update one policy in shared CPU"),
     "seed text": ([*DQN, "--seed", "1.5"], "--seed 1.5: expected an integer below 2**32"),
     "seed too large": ([*DQN, "--seed", str(2**32)], f"--seed {2**32}: expected an integer below 2**32"),
     "no trials": ([*DQN, "-optimize", "--n-trials", "0"], "--n-trials 0: expected a positive number of trials"),

@@ -190,7 +190,10 @@ def test_a3c_refuses_a_cuda_device(run, capsys):
     with pytest.raises(SystemExit) as exited:
         run("a3c", "--device", "cuda")
     err = capsys.readouterr().err.strip()
-    expected = "sb3-course train: error: --device cuda: A3C trains on the CPU (Hogwild workers share the policy in CPU memory)"
+    expected = (
+        "sb3-course train: error: --device cuda: A3C's workers update one policy in shared CPU memory (Hogwild), so "
+        "device must be 'cpu' or 'auto', got 'cuda': pass device='cpu'"
+    )
     assert exited.value.code == 2 and err == expected
 
 

@@ -251,8 +251,8 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     check_int_flags(vars(known), flags)
     check_device(known.device)
     check_algo(known.algo, known_algos)
-    if known.algo == "a3c" and known.device != "auto" and not known.device.startswith("cpu"):
-        raise RecipeError(f"--device {known.device}: A3C trains on the CPU (Hogwild workers share the policy in CPU memory)")
+    if known.algo == "a3c":
+        check_a3c_device(known.device)
     check_env(known.env, known.gym_packages)
     if not recipe:
         return
@@ -265,6 +265,16 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
         assert config is not None
         if config.suffix in (".yml", ".yaml"):
             check_recipe(known.algo, known.env, config, params, budget_given=vars(known)["--n-timesteps"] is not None)
+
+
+def check_a3c_device(device: str) -> None:
+    """A3C's own device rule (:func:`sb3_course.a3c.arguments.check_device`) as a :class:`RecipeError`."""
+    from sb3_course.a3c.arguments import check_device as a3c_device
+
+    try:
+        a3c_device(device)
+    except ValueError as error:
+        raise RecipeError(f"--device {device}: {error}") from None
 
 
 def check_device(device: str) -> None:
