@@ -56,6 +56,8 @@ def train_seed(
     extra_args: list[str] | None = None,
 ) -> LearningRun:
     """Run ``sb3-course train`` for one seed in a subprocess (one torch thread) and read its ``evaluations.npz``."""
+    if log_root is not None:
+        os.makedirs(log_root, exist_ok=True)
     log_folder = tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-", dir=log_root)
     command = [
         sys.executable, "-m", "sb3_course.train",
