@@ -35,7 +35,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     """
     Asynchronous Advantage Actor-Critic: ``n_workers`` processes update one shared-memory policy without locks.
 
-    Course notes: ``001_70ce6bd0e7b68102.txt`` (``ActorCritic``, ``worker``, ``update_params``, ``MasterNode``).
+    Course notes: lecture "Actor-Critic" (CartPole-v1; ``ActorCritic``, ``worker``, ``update_params``, ``MasterNode``).
     Paper: Mnih et al. (2016), https://arxiv.org/abs/1602.01783
 
     ``learn()`` puts the policy in shared memory (``share_memory()``) and starts ``n_workers`` processes

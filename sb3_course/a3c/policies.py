@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from sb3_course.common.validation import check_int
 
-# The course network (001, ``ActorCritic``): trunk 4 -> 25 -> 50, critic branch 50 -> 25 on the detached trunk
+# The course network (the notes' ``ActorCritic``): trunk 4 -> 25 -> 50, critic branch 50 -> 25 on the detached trunk
 COURSE_NET_ARCH: dict[str, list[int]] = {"trunk": [25, 50], "vf": [25]}
 NET_ARCH_FORMS = "a list of layer sizes or dict(pi=[...], vf=[...]) (SB3's forms), or dict(trunk=[...], vf=[...])"
 
@@ -39,7 +39,7 @@ def course_net_arch(net_arch: list[int] | dict[str, list[int]]) -> dict[str, lis
 
 class L2NormalizeExtractor(BaseFeaturesExtractor):
     """
-    Flatten each observation and divide it by its L2 norm (001: ``F.normalize(x, dim=0)`` on the state).
+    Flatten each observation and divide it by its L2 norm (the notes: ``F.normalize(x, dim=0)`` on the state).
 
     :param observation_space: the observation space
     """
@@ -63,7 +63,7 @@ def _mlp(input_dim: int, sizes: list[int], activation_fn: type[nn.Module]) -> nn
 class CourseActorCriticNet(nn.Module):
     """
     Shared trunk for the actor and a critic branch that reads the trunk output, detached by default, so that the
-    critic loss never changes the trunk (001: ``c = F.relu(self.l3(y.detach()))``).
+    critic loss never changes the trunk (the notes: ``c = F.relu(self.l3(y.detach()))``).
 
     Plays the role of SB3's ``MlpExtractor``: ``latent_pi`` is the trunk output, ``latent_vf`` the branch output.
 

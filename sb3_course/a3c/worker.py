@@ -126,7 +126,7 @@ class Worker:
             th.manual_seed(seed)
             self.env.action_space.seed(seed)
         self.obs, _ = self.env.reset(seed=seed)
-        # One optimizer per worker (001: ``worker_opt = optim.Adam(...)`` inside ``worker``)
+        # One optimizer per worker (the notes: ``worker_opt = optim.Adam(...)`` inside ``worker``)
         self.optimizer = policy.optimizer_class(policy.parameters(), lr=config.lr_schedule(1.0), **policy.optimizer_kwargs)  # type: ignore[call-arg]
         self.losses: dict[str, list[float]] = defaultdict(list)
 
@@ -208,7 +208,7 @@ class Worker:
         return returns_t, advantages
 
     def update(self, rollout: Rollout) -> None:
-        """One asynchronous gradient step on the shared parameters (001: ``update_params``)."""
+        """One asynchronous gradient step on the shared parameters (the notes' ``update_params``)."""
         config = self.config
         observations = obs_as_tensor(_stack(rollout.observations), self.policy.device)
         # float32 as A2C's rollout samples (MultiBinary's int8 actions would break Bernoulli's log-probability);

@@ -27,9 +27,8 @@ SPARSE_ROWS = 0.75
 def linear_weight_grad(grad: th.Tensor, inputs: th.Tensor) -> th.Tensor:
     """
     dL/dW of ``y = x W^T + b`` for 2-D ``x``: ``g^T x`` as autograd computes it, or for a layer with few inputs
-    ``(x^T g)^T``: for a batch of 256 and 3 inputs MKL multiplies ``(256 x 256)^T (256 x 3)`` in about 78 us and
-    ``(3 x 256)(256 x 256)`` in 14 us on the development CPU (one thread); the same to float rounding (bit for bit
-    at 1 and 3 inputs there, 2e-5 apart at 4).
+    ``(x^T g)^T``, which MKL computes faster on CPU when the product's output is that narrow (docs/benchmarks.md);
+    the same to float rounding.
     """
     if inputs.shape[1] <= NARROW_INPUTS:
         return (inputs.t() @ grad).t().contiguous()
@@ -39,10 +38,9 @@ def linear_weight_grad(grad: th.Tensor, inputs: th.Tensor) -> th.Tensor:
 def linear_input_grad(grad: th.Tensor, weight: th.Tensor) -> th.Tensor:
     """
     dL/dx of ``y = x W^T + b`` for 2-D ``grad``: ``g W`` as autograd computes it, or for a layer with few inputs
-    ``(W^T g^T)^T``: MKL multiplies ``(256 x 256)(256 x 4)`` in about 75 us and ``(4 x 256)(256 x 256)`` in 15 us
-    on the development CPU (one thread), the product that carries an actor loss's gradient through a critic's
-    first layer to the action. The same to float rounding. Only for a wide layer (more than ``NARROW_INPUTS``
-    outputs): for a narrow one both products are a few microseconds.
+    ``(W^T g^T)^T``, the faster form on CPU for the product that carries an actor loss's gradient through a
+    critic's first layer to the action (docs/benchmarks.md). The same to float rounding. Only for a wide layer
+    (more than ``NARROW_INPUTS`` outputs): for a narrow one both forms are cheap.
     """
     if weight.shape[1] <= NARROW_INPUTS < weight.shape[0]:
         # contiguous, as g W is: a transposed gradient would send later products down another MKL path

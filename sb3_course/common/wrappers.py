@@ -7,7 +7,7 @@ import gymnasium as gym
 
 class CourseCartPoleReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
-    The reward shaping of the course DQN notes (002): 0 on every step, and at the end of an episode
+    The reward shaping of the course DQN notes: 0 on every step, and at the end of an episode
     -1 if the pole fell before ``success_steps`` steps, +1 otherwise.
 
     Apply it outside ``Monitor`` (rl-zoo3's ``env_wrapper`` and SB3's ``make_vec_env(wrapper_class=...)`` do)
@@ -38,7 +38,7 @@ class CourseCartPoleReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 class CourseA3CReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """
-    The reward shaping of the course A3C notes (001): ``step_reward`` on every step and ``failure_reward`` on
+    The reward shaping of the course A3C notes: ``step_reward`` on every step and ``failure_reward`` on
     the step that ends the episode by termination (a time-limit truncation is no failure and gets
     ``step_reward``; the notes give -10 on any ``done``).
 

@@ -28,11 +28,11 @@ SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
 
 CRITIC_LOSSES = {"smooth_l1": F.smooth_l1_loss, "mse": F.mse_loss}
 
-# Ornstein-Uhlenbeck exploration of the notes (000, ``OUProcess``), in the normalised action space
+# Ornstein-Uhlenbeck exploration of the notes (the notes' ``OUProcess``), in the normalised action space
 COURSE_OU_THETA = 0.1
 COURSE_OU_SIGMA = 0.1
 COURSE_OU_DT = 0.01
-# The intended learning rates of the notes' experiment (000: ``lr_actor``, ``lr_critic``)
+# The intended learning rates of the notes' experiment (the notes' ``lr_actor``, ``lr_critic``)
 COURSE_ACTOR_LR = 5e-3
 COURSE_CRITIC_LR = 1e-3
 
@@ -59,7 +59,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     """
     Course DDPG: clamped actor, critic with separate state and action encoders, SmoothL1 critic loss, OU noise.
 
-    Course notes: ``000_155038daa08ebc26.txt`` (Pendulum DDPG, ``DDPG.update`` / ``Actor`` / ``Critic``).
+    Course notes: lecture "38. (paper 3) DDPG code review" (Pendulum; ``DDPG.update`` / ``Actor`` / ``Critic``).
     Paper: Lillicrap et al. (2016), https://arxiv.org/abs/1509.02971
 
     Each gradient step fits the critic to ``y = r + gamma * (1 - terminated) * Q'(s', mu'(s'))`` with the

@@ -20,7 +20,7 @@ from sb3_course.common.fused_mlp import (
 )
 from sb3_course.common.validation import check_float
 
-# The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
+# The course networks (the notes' ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
 COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
 COURSE_ENCODER_DIM = 64
 
@@ -220,7 +220,7 @@ class EncoderQNetwork(nn.Module):
 
 class EncoderCritic(ContinuousCritic):
     """
-    SB3's ``ContinuousCritic`` whose Q-networks encode state and action separately (000, ``Critic``).
+    SB3's ``ContinuousCritic`` whose Q-networks encode state and action separately (the notes' ``Critic``).
 
     ``forward`` and ``q1_forward`` are SB3's, except that each Q-network gets features and action as two tensors:
     SB3 concatenates them for its concat-MLP, which here would only be split again for the two encoders (two

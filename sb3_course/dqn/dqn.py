@@ -42,7 +42,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     """
     Course DQN: replay memory, Huber loss and, by default, no target network.
 
-    Course notes: ``002_fef73cea9fc3438e.txt`` (CartPole DQN, ``Brain.replay`` / ``Brain.decide_action``).
+    Course notes: lecture "Notes on implementing DQN in PyTorch" (CartPole; ``Brain.replay`` / ``Brain.decide_action``).
     Paper: Mnih et al. (2015), https://www.nature.com/articles/nature14236
 
     The TD target ``r + gamma * (1 - terminated) * max_a' Q(s', a')`` is computed under ``no_grad`` by the
@@ -187,7 +187,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
 
     def _exploration_rate(self) -> float:
         if self.exploration_decay == "harmonic":
-            # epsilon = eps0 / (k + 1), k = finished episodes (002: ``0.5 * (1 / (episode + 1))``)
+            # epsilon = eps0 / (k + 1), k = finished episodes (the notes: ``0.5 * (1 / (episode + 1))``)
             return self.exploration_initial_eps / (self._episode_num + 1)
         return self.exploration_schedule(self._current_progress_remaining)
 

@@ -7,7 +7,7 @@ from stable_baselines3.dqn.policies import MultiInputPolicy as SB3MultiInputPoli
 from sb3_course.common.fast_path import FastPolicyMixin
 from sb3_course.common.fused_mlp import fuse_relu_mlps
 
-# The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (002, ``Brain.__init__``)
+# The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (the notes' ``Brain.__init__``)
 COURSE_NET_ARCH = [32, 32]
 
 

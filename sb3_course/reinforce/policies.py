@@ -5,7 +5,7 @@ from stable_baselines3.common.policies import ActorCriticCnnPolicy, ActorCriticP
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-# The course network: obs -> 128 -> ReLU -> n_actions (004, ``MLP(s_dim, a_dim, [128])``)
+# The course network: obs -> 128 -> ReLU -> n_actions (the notes' ``MLP(s_dim, a_dim, [128])``)
 COURSE_NET_ARCH = [128]
 
 

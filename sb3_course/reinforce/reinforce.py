@@ -29,7 +29,7 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
     """
     Batch episodic REINFORCE: Monte-Carlo policy gradient on whole episodes, one update per batch of episodes.
 
-    Course notes: ``004_d577300d9cd560e1.txt`` (Batch episodic update REINFORCE, ``EpisodicMemory``).
+    Course notes: lecture "29. Policy Gradient practice 2" (Batch episodic update REINFORCE, ``EpisodicMemory``).
     Paper: Williams (1992), https://link.springer.com/article/10.1007/BF00992696
 
     Each update collects ``n_episodes`` whole episodes with the current policy, computes

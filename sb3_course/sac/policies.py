@@ -19,7 +19,7 @@ from torch import nn
 from sb3_course.common.fast_path import FastPolicyMixin
 from sb3_course.common.fused_mlp import fuse_relu_mlps, linear_input_grad, linear_weight_grad
 
-# log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
+# log(1 - tanh(u)^2 + eps) in the squash correction (the notes' ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
 LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -73,7 +73,7 @@ class TanhLogStdActor(Actor):
     """
     Gaussian policy of the course SAC: SB3's SAC actor whose log-std head is ``tanh(Linear(h))``.
 
-    The standard deviation therefore lies in [e^-1, e] (003, ``MLPGaussianPolicy``) instead of SB3's
+    The standard deviation therefore lies in [e^-1, e] (the notes' ``MLPGaussianPolicy``) instead of SB3's
     ``exp(clamp(Linear(h), -20, 2))``. Actions are ``tanh(u)``, ``u ~ N(mu, sigma)`` (reparameterised), with
     ``log pi(a|s) = sum_i [log N(u_i; mu_i, sigma_i) - log(1 - tanh(u_i)^2 + 1e-7)]``; the deterministic
     action is ``tanh(mu)``.

@@ -29,7 +29,7 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
     """
     Course SAC: twin Q critics, tanh log-std Gaussian policy, fixed entropy weight alpha = 0.2.
 
-    Course notes: ``003_d3a1e1ed7310a303.txt`` (HalfCheetah SAC, ``SAC.learn`` / ``MLPGaussianPolicy``).
+    Course notes: lecture "19. SAC implementation" (HalfCheetah-v4; ``SAC.learn`` / ``MLPGaussianPolicy``).
     Paper: Haarnoja et al. (2018), https://arxiv.org/abs/1801.01290
 
     SB3's SAC update is the course's: ``y = r + gamma * (1 - terminated) * (min(Q1', Q2')(s', a') - alpha *
