@@ -66,10 +66,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
       ``total_timesteps`` is exact.
     - Time-limit truncations and ``n_steps`` rollouts bootstrap from ``V``; terminations do not. The notes'
       return normalisation (``G / ||G||``) is ``normalize_returns``; optional entropy bonus and gradient clipping.
-    - Optional, off by default: rollouts of exactly ``n_steps`` that run across episode ends (``cross_episodes``)
-      and losses averaged over the rollout (``loss_reduction="mean"``). With one worker that is SB3's A2C update
-      (tested, with ``gae_lambda`` and ``normalize_advantage`` as well; the parity suite's implementation check
-      compares the two). A2C's other arguments keep their meaning (``use_rms_prop``: each worker's RMSprop, ``use_sde``).
+    - A2C's arguments keep their meaning (``gae_lambda``, ``normalize_advantage``, ``use_rms_prop``: each worker's
+      RMSprop, ``use_sde``).
 
     :param policy: The policy model to use (MlpPolicy: the course network; CnnPolicy, MultiInputPolicy: the same on
         SB3's NatureCNN / CombinedExtractor features; ActorCriticMlpPolicy: SB3's MLP)
@@ -98,10 +96,6 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     :param device: only ``"cpu"`` (or ``"auto"``, the CPU): the shared memory of Hogwild training is CPU memory
     :param n_workers: number of worker processes (course: 7; at most 256)
     :param normalize_returns: divide the returns of each rollout by their L2 norm (course: on)
-    :param cross_episodes: with ``n_steps``, rollouts of exactly ``n_steps`` steps that run across episode ends,
-        the returns restarting at each (as SB3's A2C); default: a rollout ends with its episode (paper, course)
-    :param loss_reduction: ``"sum"`` of each loss term over the rollout (course) or ``"mean"`` (as A2C: the
-        gradient no longer grows with the rollout length, which matters for ``max_grad_norm``)
     :param start_method: ``"forkserver"`` (default where available) or ``"spawn"``
     :param _init_setup_model: whether to build the network at the creation of the instance
     """
@@ -140,8 +134,6 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         device: th.device | str = "cpu",
         n_workers: int = 7,
         normalize_returns: bool = True,
-        cross_episodes: bool = False,
-        loss_reduction: str = "sum",
         start_method: str | None = None,
         _init_setup_model: bool = True,
     ) -> None:
@@ -187,8 +179,6 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         self.vf_coef: float = args["vf_coef"]
         self.ent_coef: float = args["ent_coef"]
         self.max_grad_norm: float = args["max_grad_norm"]
-        self.cross_episodes: bool = args["cross_episodes"]
-        self.loss_reduction: str = args["loss_reduction"]
         self.start_method: str = args["start_method"]
         self._losses: dict[str, list[float]] = defaultdict(list)
         if _init_setup_model:
@@ -226,8 +216,6 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             normalize_returns=self.normalize_returns,
             total_timesteps=total_timesteps,
             seed=seed,
-            cross_episodes=self.cross_episodes,
-            loss_reduction=self.loss_reduction,
             gae_lambda=self.gae_lambda,
             normalize_advantage=self.normalize_advantage,
             use_sde=self.use_sde,

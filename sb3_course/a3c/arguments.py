@@ -8,11 +8,10 @@ import torch as th
 from sb3_course.common.validation import check_actor_critic_floats, check_bool, check_int, check_learning_rate
 
 START_METHODS = ("forkserver", "spawn")
-LOSS_REDUCTIONS = ("sum", "mean")
 # Each worker is an OS process with its own env, optimizer and torch runtime (tens of MB): beyond a few per core
 # Hogwild gains nothing, and thousands exhaust memory and process limits (the paper used 16).
 MAX_WORKERS = 256
-FLAGS = ("use_rms_prop", "use_sde", "normalize_advantage", "normalize_returns", "cross_episodes")
+FLAGS = ("use_rms_prop", "use_sde", "normalize_advantage", "normalize_returns")
 
 
 def check_device(device: th.device | str) -> None:
@@ -60,15 +59,11 @@ def check_arguments(args: dict[str, Any]) -> dict[str, Any]:
             "rollout_buffer_class / rollout_buffer_kwargs: A3C's workers keep their own rollouts (whole episodes "
             "or n_steps) and use no RolloutBuffer; remove these arguments"
         )
-    if checked["cross_episodes"] and checked["n_steps"] is None:
-        raise ValueError("cross_episodes=True needs n_steps: rollouts of n_steps steps that run across episode ends")
     if checked["gae_lambda"] < 1.0 and checked["normalize_returns"]:
         raise ValueError(
             "gae_lambda < 1 needs normalize_returns=False: GAE adds rewards to V, which the course's normalised "
             "returns (G / ||G||) put on another scale"
         )
-    if args["loss_reduction"] not in LOSS_REDUCTIONS:
-        raise ValueError(f"loss_reduction must be one of {LOSS_REDUCTIONS}, got {args['loss_reduction']!r}")
     if args["start_method"] is None:
         checked["start_method"] = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     elif args["start_method"] not in START_METHODS:

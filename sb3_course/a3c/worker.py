@@ -54,12 +54,13 @@ class WorkerConfig:
     normalize_returns: bool
     total_timesteps: int
     seed: int | None
-    cross_episodes: bool = False
-    loss_reduction: str = "sum"
     gae_lambda: float = 1.0
     normalize_advantage: bool = False
     use_sde: bool = False
     sde_sample_freq: int = -1
+    # A2C's rollouts and loss, for a subclass of A3C that takes A2C's update (the parity suite's implementation
+    # check): rollouts of exactly n_steps that run across episode ends, each loss term averaged over the rollout
+    a2c_updates: bool = False
 
 
 @dataclass
@@ -157,8 +158,8 @@ class Worker:
 
     def collect_rollout(self) -> Rollout | None:
         """
-        Step until the episode ends (unless ``cross_episodes``), ``n_steps`` are taken or the step budget is
-        spent (``None``: no step).
+        Step until the episode ends (unless ``a2c_updates``), ``n_steps`` are taken or the step budget is spent
+        (``None``: no step).
         """
         config, rollout = self.config, Rollout()
         while config.n_steps is None or len(rollout.rewards) < config.n_steps:
@@ -181,7 +182,7 @@ class Worker:
                 if "episode" in info:
                     rollout.episode_infos.append(info["episode"])
                 self.obs, _ = self.env.reset()
-                if not config.cross_episodes:
+                if not config.a2c_updates:
                     return rollout
         if not rollout.rewards:
             return None
@@ -220,8 +221,8 @@ class Worker:
         values = values.flatten()
         returns, advantages = self._targets(rollout, values.detach())
         # actor = -log pi(a|s) * A, critic = (V - G)^2, loss = sum(actor) + vf_coef * sum(critic)
-        # (loss_reduction "mean": means over the rollout, as A2C's loss)
-        reduce = th.sum if config.loss_reduction == "sum" else th.mean
+        # (a2c_updates: means over the rollout, as A2C's loss)
+        reduce = th.mean if config.a2c_updates else th.sum
         policy_loss = -reduce(log_prob * advantages)
         value_loss = reduce((values - returns).pow(2))
         entropy_loss = reduce(log_prob) if entropy is None else -reduce(entropy)

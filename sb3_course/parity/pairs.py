@@ -78,9 +78,8 @@ MATCHING_GAPS = {
     "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
     "per rollout of all envs and averages the loss over it, where A3C's workers update the shared weights "
     "asynchronously, each with its own Adam, from their own rollouts with summed losses (so gradient clipping "
-    "at max_grad_norm bites at a different scale) that end at every episode end (with n_workers=1, "
-    "cross_episodes=True and loss_reduction=mean on the course side, nothing: one worker then takes A2C's "
-    "update on A2C's rollouts)",
+    "at max_grad_norm bites at a different scale) that end at every episode end (with n_workers=1 and the "
+    "A2CUpdates callback on the course side, nothing: one worker then takes A2C's update on A2C's rollouts)",
     "course_ddpg": "SB3's DDPG (training the course's CourseDDPGPolicy network) has one learning rate (the course "
     "critic's is used for the actor too, where the course actor's is lower), an MSE critic loss (course: "
     "SmoothL1) and rl-zoo3's OU noise theta 0.15 (course: 0.1)",
@@ -103,9 +102,9 @@ SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
     ),
     # REINFORCE's fixed-batch mode with the learned baseline: A2C's rollouts, advantages and losses
     "reinforce": ("n_steps:500", "use_baseline:True"),
-    # One worker (no asynchrony), A2C's fixed rollouts across episode ends and its mean loss; no clipping (as the
-    # first A3C check, whose 20 A2C runs this one shares)
-    "a3c": ("n_workers:1", "max_grad_norm:1e309", "cross_episodes:True", "loss_reduction:mean"),
+    # One worker (no asynchrony) taking A2C's update (A2CUpdates: fixed rollouts across episode ends, mean loss);
+    # no clipping (as the first A3C check, whose 20 A2C runs this one shares)
+    "a3c": ("n_workers:1", "max_grad_norm:1e309", "callback:sb3_course.parity.a2c_updates.A2CUpdates"),
 }
 
 
