@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
+from test_conformance import SpaceEnv
 
 import sb3_course
 from sb3_course.common.validation import UnsupportedSpaceError
@@ -48,23 +49,6 @@ TINY = {
     "reinforce": dict(policy_kwargs=dict(net_arch=[4])),
     "a3c": dict(policy_kwargs=dict(net_arch=dict(trunk=[4], vf=[4])), n_workers=1),
 }
-
-
-class SpaceEnv(gym.Env):
-    """An env with the given spaces; episodes of 5 steps."""
-
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space, self.action_space = observation_space, action_space
-        self.t = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
-        self.t = 0
-        return self.observation_space.sample(), {}
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        self.t += 1
-        return self.observation_space.sample(), 0.0, False, self.t >= 5, {}
 
 
 def takes(key: str, observation_space: spaces.Space, action_space: spaces.Space) -> bool:
