@@ -12,8 +12,9 @@ import torch as th
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_course.benchmarks import gpu_check
-from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, THRESHOLDS, matchups
+from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, matchups
 from sb3_course.benchmarks.speed import cpu_name, make_model, measure_run
+from sb3_course.registry import SCORE_RANGES
 from sb3_course.zoo.cli import main
 
 SHARED_SETTINGS = ("learning_starts", "batch_size", "buffer_size", "train_freq", "gradient_steps", "gamma", "tau")
@@ -63,7 +64,7 @@ def test_matchup_sides_share_settings_and_network_size(matchup):
         for name in ("q_net", "actor", "critic"):
             if hasattr(sb3, name):
                 assert math.isclose(trainable(getattr(course, name)), trainable(getattr(sb3, name)), rel_tol=0.06), name
-    assert matchup.env_id in THRESHOLDS
+    assert matchup.env_id in SCORE_RANGES
 
 
 def test_net_sizes_give_one_matchup_where_sizes_agree():

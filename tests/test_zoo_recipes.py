@@ -7,17 +7,10 @@ import pytest
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
 
+from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir, register
-from sb3_course.zoo.checks import ACTION_SPACES, check_recipe, constructor_arguments
+from sb3_course.zoo.checks import check_recipe, constructor_arguments
 
-# The env the `default` block is tried on
-DEFAULT_ENVS = {
-    "course_dqn": "CartPole-v1",
-    "reinforce": "CartPole-v1",
-    "a3c": "CartPole-v1",
-    "course_ddpg": "Pendulum-v1",
-    "course_sac": "Pendulum-v1",
-}
 # A few hundred steps: small replay buffers, updates from step 100
 SMOKE_OVERRIDES = {"buffer_size": 1000, "learning_starts": 100}
 # Env ids that need an optional package
@@ -34,7 +27,8 @@ def recipe_blocks() -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize(("key", "block"), recipe_blocks())
 def test_recipe_block_builds_and_trains(key, block, tmp_path):
-    env_id = DEFAULT_ENVS[key] if block == "default" else block
+    # The `default` block is tried on the algorithm's check env
+    env_id = ALGORITHMS[key].check_env if block == "default" else block
     package = next((package for prefix, package in ENV_PACKAGES.items() if env_id.startswith(prefix)), None)
     if package is not None and importlib.util.find_spec(package) is None:
         pytest.skip(f"{env_id} needs {package}")
@@ -63,6 +57,6 @@ def test_recipe_block_builds_and_trains(key, block, tmp_path):
     )
     model, _ = manager.setup_experiment()
     assert isinstance(model, COURSE_ALGOS[key])
-    assert isinstance(model.action_space, ACTION_SPACES[key])
+    assert isinstance(model.action_space, ALGORITHMS[key].action_spaces)
     manager.learn(model)
     assert model.num_timesteps >= 200

@@ -106,6 +106,13 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         "MultiInputPolicy": A3CMultiInputPolicy,
         "ActorCriticMlpPolicy": ActorCriticMlpPolicy,
     }
+    # the action spaces the class takes (checked at construction, as SB3's supported_action_spaces argument)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (
+        spaces.Box,
+        spaces.Discrete,
+        spaces.MultiDiscrete,
+        spaces.MultiBinary,
+    )
     policy: ActorCriticPolicy
 
     def __init__(
@@ -162,7 +169,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             seed=args["seed"],
             use_sde=args["use_sde"],
             sde_sample_freq=args["sde_sample_freq"],
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+            supported_action_spaces=self.supported_action_spaces,
         )
         if self.env is not None:
             self.env_fn = worker_env_factory(self.env, self.env_fn)

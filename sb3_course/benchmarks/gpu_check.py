@@ -34,8 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_course.benchmarks.speed import checked_device, machine_description
+from sb3_course.registry import ALGORITHMS
 
 ENV_ID = "Pendulum-v1"
 # Where the tests are: the repository checkout this package is imported from
@@ -58,8 +60,10 @@ class Budget:
 
 
 LIMITS_S = {"tests": 130.0, "bench": 200.0, "train": 200.0, "evaluate": 45.0}
+# The bench measures the off-policy algorithms on the GPU: their gradient steps are what it speeds up
+OFF_POLICY_KEYS = tuple(key for key, algorithm in ALGORITHMS.items() if issubclass(algorithm.course_class, OffPolicyAlgorithm))
 FULL = Budget(
-    bench_args=("--algos", "course_sac", "course_ddpg", "course_dqn", "--net-sizes", "sb3",
+    bench_args=("--algos", *OFF_POLICY_KEYS, "--net-sizes", "sb3",
                 "--repetitions", "2", "--steps", "1000", "--learning-starts", "500"),
     train_steps=20_000, train_args=(), episodes=10, limits_s=LIMITS_S,
 )  # fmt: skip

@@ -6,9 +6,10 @@ settings (keyword arguments of the two classes) at the course's network sizes an
 from dataclasses import dataclass
 from typing import Any
 
+from sb3_course.registry import ALGORITHMS, SB3_DQN_WITHOUT_TARGET_NETWORK
+
 OFF_POLICY_STEPS = 3_000
 ON_POLICY_STEPS = 30_000
-THRESHOLDS = {"CartPole-v1": 475.0, "Pendulum-v1": -200.0}
 NET_SIZES = {"course": ("course",), "sb3": ("sb3",), "both": ("course", "sb3")}
 
 
@@ -24,52 +25,62 @@ class Matchup:
     steps: int
 
 
+def _matchup(pair: str, sizes: str, course: dict[str, Any], sb3: dict[str, Any], steps: int) -> Matchup:
+    """The course algorithm ``pair`` against its SB3 counterpart on its check env (``sb3_course.registry``)."""
+    algorithm = ALGORITHMS[pair]
+    return Matchup(pair, algorithm.check_env, sizes, (pair, course), (algorithm.sb3_key, sb3), steps)
+
+
 def dqn(sizes: str, learning_starts: int) -> Matchup:
-    # Course defaults; no target network = SB3's target copied after every step (tau 1, interval 1); both
-    # explore with SB3's linear epsilon schedule so that both evaluate the network equally often.
-    net_arch = {"course": [32, 32], "sb3": [64, 64]}[sizes]
+    # Course defaults; SB3 without a target network as CourseDQN trains; both explore with SB3's linear epsilon
+    # schedule so that both evaluate the network equally often.
+    net_arch = ALGORITHMS["course_dqn"].course_net_arch() if sizes == "course" else [64, 64]
     common = dict(
         learning_rate=1e-4, buffer_size=10_000, learning_starts=learning_starts, batch_size=32, gamma=0.99,
         train_freq=1, gradient_steps=1, exploration_fraction=0.1, exploration_initial_eps=1.0,
         exploration_final_eps=0.05, max_grad_norm=float("inf"), policy_kwargs={"net_arch": net_arch},
     )  # fmt: skip
-    course = ("course_dqn", dict(common, exploration_decay="linear"))
-    sb3 = ("dqn", dict(common, target_update_interval=1, tau=1.0))
-    return Matchup("course_dqn", "CartPole-v1", sizes, course, sb3, OFF_POLICY_STEPS)
+    course = dict(common, exploration_decay="linear")
+    return _matchup("course_dqn", sizes, course, dict(common, **SB3_DQN_WITHOUT_TARGET_NETWORK), OFF_POLICY_STEPS)
 
 
 def ddpg(sizes: str, learning_starts: int) -> Matchup:
-    # The course critic encodes state and action (64 + 64 units) before its hidden layer [32]: SB3's concat critic
-    # [128, 32] has the same widths. At SB3's sizes ([400, 300]) the course critic gets 200 + 200 encoder units
-    # and a hidden layer of 300, SB3's [400, 300] FLOP for FLOP. Both use the course's Ornstein-Uhlenbeck noise.
+    # The course critic encodes state and action before its hidden layers: SB3's concat critic with a first layer
+    # as wide as both encoders together, then the course's hidden layers, has the same widths. At SB3's sizes
+    # ([400, 300]) the course critic gets 200 + 200 encoder units and a hidden layer of 300, SB3's [400, 300] FLOP
+    # for FLOP. Both use the course's Ornstein-Uhlenbeck noise.
     common = dict(
         buffer_size=50_000, learning_starts=learning_starts, batch_size=256, tau=0.005, gamma=0.98, train_freq=1,
         gradient_steps=1,
     )  # fmt: skip
     if sizes == "course":
-        course_policy = {"net_arch": {"pi": [128, 64], "qf": [32]}, "state_encoder_dim": 64, "action_encoder_dim": 64}
-        sb3_policy: dict[str, Any] = {"net_arch": {"pi": [128, 64], "qf": [128, 32]}}
+        course_policy = ALGORITHMS["course_ddpg"].course_kwargs()
+        encoders = course_policy["state_encoder_dim"] + course_policy["action_encoder_dim"]
+        sb3_policy: dict[str, Any] = {
+            "net_arch": {"pi": course_policy["net_arch"]["pi"], "qf": [encoders, *course_policy["net_arch"]["qf"]]}
+        }
     else:
         course_policy = {"net_arch": {"pi": [400, 300], "qf": [300]}, "state_encoder_dim": 200, "action_encoder_dim": 200}
         sb3_policy = {"net_arch": [400, 300]}
     course = dict(common, actor_learning_rate=1e-4, critic_learning_rate=1e-3, policy_kwargs=course_policy)
     sb3 = dict(common, learning_rate=1e-3, action_noise="course_ou", policy_kwargs=sb3_policy)
-    return Matchup("course_ddpg", "Pendulum-v1", sizes, ("course_ddpg", course), ("ddpg", sb3), OFF_POLICY_STEPS)
+    return _matchup("course_ddpg", sizes, course, sb3, OFF_POLICY_STEPS)
 
 
 def sac(sizes: str, learning_starts: int) -> Matchup:
-    # The course's (256, 256) are SB3's default sizes: one matchup for both; alpha fixed at 0.2 on both sides.
+    # The course's sizes are SB3's default sizes: one matchup for both; alpha fixed at 0.2 on both sides.
     common = dict(
         learning_rate=1e-3, buffer_size=1_000_000, learning_starts=learning_starts, batch_size=256, tau=0.005,
-        gamma=0.99, ent_coef=0.2, train_freq=1, gradient_steps=1, policy_kwargs={"net_arch": [256, 256]},
+        gamma=0.99, ent_coef=0.2, train_freq=1, gradient_steps=1, policy_kwargs=ALGORITHMS["course_sac"].course_kwargs(),
     )  # fmt: skip
-    return Matchup("course_sac", "Pendulum-v1", "course = sb3", ("course_sac", common), ("sac", common), OFF_POLICY_STEPS)
+    return _matchup("course_sac", "course = sb3", common, common, OFF_POLICY_STEPS)
 
 
 def reinforce(sizes: str, learning_starts: int) -> Matchup:
-    # The REINFORCE CartPole-v1 recipe (hyperparams/reinforce.yml) against A2C's defaults, one env each.
+    # The settings of REINFORCE's CartPole-v1 recipe (hyperparams/reinforce.yml; a constant learning rate here)
+    # against A2C's defaults, one env each.
     course = dict(learning_rate=1e-3, n_episodes=4, gamma=0.99, normalize_advantage=True)
-    return Matchup("reinforce", "CartPole-v1", "recipe vs A2C defaults", ("reinforce", course), ("a2c", {}), ON_POLICY_STEPS)
+    return _matchup("reinforce", "recipe vs A2C defaults", course, {}, ON_POLICY_STEPS)
 
 
 MATCHUPS = {"course_dqn": dqn, "course_ddpg": ddpg, "course_sac": sac, "reinforce": reinforce}

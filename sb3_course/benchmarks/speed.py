@@ -27,32 +27,31 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch as th
-from stable_baselines3 import A2C, DDPG, DQN, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, EvalCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 
-from sb3_course import REINFORCE, CourseDDPG, CourseDQN, CourseSAC
 from sb3_course.benchmarks.machine import StepClock, machine_idle_percent
 from sb3_course.benchmarks.matchups import (
     MATCHUPS,
     NET_SIZES,
     OFF_POLICY_STEPS,
     ON_POLICY_STEPS,
-    THRESHOLDS,
     Matchup,
     matchups,
 )
 from sb3_course.common.files import write_text_atomically
 from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
+from sb3_course.registry import ALGORITHMS, score_range
 
 # Below this share of idle CPU time before the runs the machine counts as busy
 BUSY_IDLE_PERCENT = 90.0
+# rl-zoo3 key -> class, course and SB3
 CLASSES: dict[str, type[BaseAlgorithm]] = {
-    "course_dqn": CourseDQN, "dqn": DQN, "course_ddpg": CourseDDPG, "ddpg": DDPG,
-    "course_sac": CourseSAC, "sac": SAC, "reinforce": REINFORCE, "a2c": A2C,
-}  # fmt: skip
+    **{algorithm.key: algorithm.course_class for algorithm in ALGORITHMS.values()},
+    **{algorithm.sb3_key: algorithm.sb3_class for algorithm in ALGORITHMS.values()},
+}
 
 
 def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int, device: str = "cpu") -> BaseAlgorithm:
@@ -140,7 +139,7 @@ def spec_of(matchup: Matchup, side: str, repetition: int, args: argparse.Namespa
     return {
         "algo": algo, "env_id": matchup.env_id, "kwargs": kwargs, "seed": repetition, "device": args.device,
         "warmup": args.learning_starts, "steps": args.steps or matchup.steps,
-        "threshold": THRESHOLDS[matchup.env_id] if args.threshold_time else None,
+        "threshold": score_range(matchup.env_id).reference if args.threshold_time else None,
         "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
     }  # fmt: skip
 
@@ -267,7 +266,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--threshold-time",
         action="store_true",
-        help="also the training time until the evaluation return reaches the env's threshold",
+        help="also the training time until the evaluation return reaches the env's reference return (sb3_course.registry)",
     )
     parser.add_argument("--eval-freq", type=int, default=1_000, help="with --threshold-time: evaluate every this many steps")
     parser.add_argument("--eval-episodes", type=int, default=5, help="with --threshold-time: episodes per evaluation")

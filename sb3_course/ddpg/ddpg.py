@@ -122,6 +122,8 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    # the action spaces the class takes (checked at construction, as SB3's supported_action_spaces argument)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
     policy: CourseDDPGPolicy
 
     def __init__(
@@ -156,7 +158,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
         check_policy_class(policy, TD3Policy, "CourseDDPG")
         checked_env, checked = check_off_policy_arguments(
-            "CourseDDPG", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
+            "CourseDDPG", env, self.supported_action_spaces, "Use CourseDQN for discrete actions.",
             **({} if learning_rate is None else {"learning_rate": learning_rate}),
             actor_learning_rate=actor_learning_rate, critic_learning_rate=critic_learning_rate,
             buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,

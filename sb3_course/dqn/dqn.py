@@ -105,6 +105,8 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    # the action spaces the class takes (checked at construction, as SB3's supported_action_spaces argument)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Discrete,)
     policy: CourseDQNPolicy
 
     def __init__(
@@ -143,7 +145,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
         check_policy_class(policy, DQNPolicy, "CourseDQN")
         checked_env, checked = check_off_policy_arguments(
-            "CourseDQN", env, (spaces.Discrete,), "Use CourseDDPG or CourseSAC for continuous (Box) actions.",
+            "CourseDQN", env, self.supported_action_spaces, "Use CourseDDPG or CourseSAC for continuous (Box) actions.",
             learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             n_steps=n_steps, target_update_interval=target_update_interval, exploration_fraction=exploration_fraction,

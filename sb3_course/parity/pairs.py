@@ -18,8 +18,8 @@ import torch as th
 
 from sb3_course.common.fast_path import with_fused_adam
 from sb3_course.ddpg.ddpg import learning_rates
-from sb3_course.dqn.policies import COURSE_NET_ARCH as DQN_NET_ARCH
-from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, load_recipes
+from sb3_course.registry import ALGORITHMS, SB3_DQN_WITHOUT_TARGET_NETWORK, algorithm_of
+from sb3_course.zoo import load_recipes
 
 MODES = ("matched", "recipe")
 
@@ -57,13 +57,20 @@ class Pair:
         return f"{self.course_label} vs {self.sb3} on {self.env_id}"
 
 
-# The budgets and evaluation frequencies of the slow learning tests (tests/test_learning_*.py)
+def default_pair(key: str, eval_freq: int) -> Pair:
+    """``key`` against its SB3 counterpart on its check env, at the budget of the course recipe for that env."""
+    algorithm = ALGORITHMS[key]
+    budget = int(float(load_recipes(key)[algorithm.check_env]["n_timesteps"]))
+    return Pair(key, algorithm.sb3_key, algorithm.check_env, budget, eval_freq)
+
+
+# The evaluation frequencies of the slow learning tests (tests/test_learning_*.py), which train the same recipes
 DEFAULT_PAIRS = (
-    Pair("course_dqn", "dqn", "CartPole-v1", 100_000, 5_000),
-    Pair("reinforce", "a2c", "CartPole-v1", 300_000, 10_000),
-    Pair("a3c", "a2c", "CartPole-v1", 500_000, 10_000),
-    Pair("course_ddpg", "ddpg", "Pendulum-v1", 20_000, 2_000),
-    Pair("course_sac", "sac", "Pendulum-v1", 20_000, 2_000),
+    default_pair("course_dqn", 5_000),
+    default_pair("reinforce", 10_000),
+    default_pair("a3c", 10_000),
+    default_pair("course_ddpg", 2_000),
+    default_pair("course_sac", 2_000),
 )
 
 # What the matched SB3 side cannot reproduce (SB3 has no argument for it)
@@ -131,8 +138,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
     The course recipe block for ``env_id`` (else ``default``), with ``overrides`` replacing its settings; a
     ``policy_kwargs`` override is merged into the recipe's policy_kwargs (a string then, as rl-zoo3 reads it).
     """
-    if key not in COURSE_ALGOS:
-        raise ValueError(f"unknown course algorithm {key!r}; expected one of {', '.join(COURSE_ALGOS)}")
+    algorithm_of(key)
     recipes = load_recipes(key)
     recipe = dict(recipes.get(env_id, recipes["default"]))
     for name, value in (overrides or {}).items():
@@ -145,7 +151,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
 def course_settings(key: str, env_id: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The course recipe block for ``env_id`` (see :func:`course_recipe`) on top of the class's default arguments."""
     recipe = course_recipe(key, env_id, overrides)
-    signature = inspect.signature(COURSE_ALGOS[key].__init__)
+    signature = inspect.signature(ALGORITHMS[key].course_class.__init__)
     settings = {name: p.default for name, p in signature.parameters.items() if p.default is not inspect.Parameter.empty}
     settings.update(recipe)
     settings["policy_kwargs"] = _eval_kwargs(settings.get("policy_kwargs"))
@@ -166,8 +172,7 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
     if s["use_target_network"]:
         block.update(tau=s["tau"], target_update_interval=s["target_update_interval"])
     else:
-        # A target refreshed from the online network before every gradient step is no target network
-        block.update(tau=1.0, target_update_interval=1)
+        block.update(SB3_DQN_WITHOUT_TARGET_NETWORK)
     if s["exploration_decay"] == "linear":
         block.update(
             exploration_initial_eps=s["exploration_initial_eps"],
@@ -179,7 +184,9 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
         block.update(exploration_fraction=0.02)
     # SB3's DQN trains the course network (CourseDQNPolicy) with the course side's Adam (fused unless the recipe
     # chose): with linear exploration both sides then compute the same runs bit for bit
-    policy_kwargs = with_fused_adam({"net_arch": list(DQN_NET_ARCH), **s["policy_kwargs"]}, th.device("cpu"))
+    policy_kwargs = with_fused_adam(
+        {"net_arch": ALGORITHMS["course_dqn"].course_net_arch(), **s["policy_kwargs"]}, th.device("cpu")
+    )
     block.update(max_grad_norm=s["max_grad_norm"], policy="CourseDQNPolicy", policy_kwargs=_kwargs_source(policy_kwargs))
     return block
 
@@ -195,7 +202,7 @@ def _matched_a2c(s: dict[str, Any], **rollout: Any) -> dict[str, Any]:
 
 
 def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
-    net_arch = s["policy_kwargs"].get("net_arch", [128])
+    net_arch = s["policy_kwargs"].get("net_arch", ALGORITHMS["reinforce"].course_net_arch())
     return _matched_a2c(
         s,
         n_envs=1,
@@ -231,7 +238,7 @@ def _matched_ddpg(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matched_sac(s: dict[str, Any]) -> dict[str, Any]:
-    net_arch = s["policy_kwargs"].get("net_arch", [256, 256])
+    net_arch = s["policy_kwargs"].get("net_arch", ALGORITHMS["course_sac"].course_net_arch())
     block = _common_off_policy(s, ("learning_rate", *REPLAY_KEYS))
     block.update(ent_coef=s["ent_coef"], policy_kwargs=f"dict(net_arch={net_arch})")
     return block
@@ -248,10 +255,11 @@ MATCHERS = {
 
 def matched_hyperparams(pair: Pair) -> dict[str, Any]:
     """The rl-zoo3 YAML block that configures ``pair.sb3`` like the course side's recipe on ``pair.env_id``."""
-    if SB3_COUNTERPARTS.get(pair.course) != pair.sb3:
+    counterpart = algorithm_of(pair.course).sb3_key
+    if counterpart != pair.sb3:
         raise ValueError(
-            f"matched mode needs the SB3 counterpart of {pair.course} ({SB3_COUNTERPARTS.get(pair.course)}), not "
-            f"{pair.sb3}; use --mode recipe for other pairs"
+            f"matched mode needs the SB3 counterpart of {pair.course} ({counterpart}), not {pair.sb3}; use --mode recipe "
+            "for other pairs"
         )
     settings = course_settings(pair.course, pair.env_id, pair.overrides)
     block = {"policy": "MlpPolicy", **MATCHERS[pair.course](settings)}
@@ -267,8 +275,8 @@ def parse_pair(text: str) -> Pair:
     course, _, sb3 = head.partition(":")
     env_id = parts[0] if parts else ""
     defaults = {pair.course: pair for pair in DEFAULT_PAIRS}
-    if course not in COURSE_ALGOS:
-        raise ValueError(f"--pairs {text!r}: unknown course algorithm {course!r}; expected one of {', '.join(COURSE_ALGOS)}")
+    if course not in ALGORITHMS:
+        raise ValueError(f"--pairs {text!r}: unknown course algorithm {course!r}; expected one of {', '.join(ALGORITHMS)}")
     default = defaults[course]
     try:
         numbers = [int(float(part)) for part in parts[1:3]]

@@ -11,7 +11,8 @@ import numpy as np
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.parity.pairs import MATCHING_GAPS, Pair
 from sb3_course.parity.runner import RunResult
-from sb3_course.parity.stats import SCORE_RANGES, Comparison, compare, normalise, pair_verdict, run_scores
+from sb3_course.parity.stats import Comparison, compare, pair_verdict, run_scores
+from sb3_course.registry import SCORE_RANGES, normalise
 
 CURVE_REPS = 1_000
 
@@ -188,7 +189,7 @@ def write_report(results: list[Result], out_dir: str, command: str, tolerance: f
     plot_scores(results, os.path.join(out_dir, "scores.png"))
     verdicts = "\n".join(f"- {r.pair.name}, {r.mode}: **{r.verdict}**" for r in results)
     envs = sorted({r.pair.env_id for r in results})
-    ranges = "\n".join(f"- {env}: random {SCORE_RANGES[env][0]}, reference {SCORE_RANGES[env][1]}" for env in envs)
+    ranges = "\n".join(f"- {env}: random {SCORE_RANGES[env].random}, reference {SCORE_RANGES[env].reference}" for env in envs)
     matched = [r for r in results if r.mode == "matched" and r.pair.course in MATCHING_GAPS]
     gaps = "\n".join(f"- {r.pair.name}: {MATCHING_GAPS[r.pair.course]}" for r in matched)
     cost = "\n".join(

@@ -111,6 +111,13 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    # the action spaces the class takes (checked at construction, as SB3's supported_action_spaces argument)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (
+        spaces.Box,
+        spaces.Discrete,
+        spaces.MultiDiscrete,
+        spaces.MultiBinary,
+    )
     policy: ActorCriticPolicy
     rollout_buffer: RolloutBuffer
 
@@ -161,7 +168,7 @@ class REINFORCE(SafeFilesMixin, EpisodicAlgorithm):
             seed=checked["seed"],
             use_sde=use_sde,
             sde_sample_freq=checked["sde_sample_freq"],
-            supported_action_spaces=(spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary),
+            supported_action_spaces=self.supported_action_spaces,
         )
         self.n_episodes = checked["n_episodes"]
         self.n_steps = checked["n_steps"]

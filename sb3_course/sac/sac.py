@@ -94,6 +94,8 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
         "CnnPolicy": CnnPolicy,
         "MultiInputPolicy": MultiInputPolicy,
     }
+    # the action spaces the class takes (checked at construction, as SB3's supported_action_spaces argument)
+    supported_action_spaces: ClassVar[tuple[type[spaces.Space], ...]] = (spaces.Box,)
     policy: CourseSACPolicy
 
     def __init__(
@@ -129,7 +131,7 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
     ) -> None:
         check_policy_class(policy, SACPolicy, "CourseSAC")
         checked_env, checked = check_off_policy_arguments(
-            "CourseSAC", env, (spaces.Box,), "Use CourseDQN for discrete actions.",
+            "CourseSAC", env, self.supported_action_spaces, "Use CourseDQN for discrete actions.",
             learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             n_steps=n_steps, ent_coef=ent_coef, target_update_interval=target_update_interval,

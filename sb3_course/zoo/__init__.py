@@ -10,42 +10,23 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-from sb3_course.a3c import A3C
-from sb3_course.a3c.policies import A3CPolicy
 from sb3_course.common.buffers import FrameStackReplayBuffer
-from sb3_course.ddpg import CourseDDPG
-from sb3_course.ddpg.policies import CourseDDPGPolicy
-from sb3_course.dqn import CourseDQN
-from sb3_course.dqn.policies import CourseDQNPolicy
-from sb3_course.reinforce import REINFORCE
-from sb3_course.sac import CourseSAC
+from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo.samplers import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
-# rl-zoo3 key -> course algorithm
-COURSE_ALGOS: dict[str, type[BaseAlgorithm]] = {
-    "course_dqn": CourseDQN,
-    "course_ddpg": CourseDDPG,
-    "course_sac": CourseSAC,
-    "reinforce": REINFORCE,
-    "a3c": A3C,
-}
+# rl-zoo3 key -> course algorithm (sb3_course.registry states them)
+COURSE_ALGOS: dict[str, type[BaseAlgorithm]] = {key: algorithm.course_class for key, algorithm in ALGORITHMS.items()}
 
 # rl-zoo3 key of the course algorithm -> rl-zoo3 key of its SB3 counterpart
-SB3_COUNTERPARTS: dict[str, str] = {
-    "course_dqn": "dqn",
-    "course_ddpg": "ddpg",
-    "course_sac": "sac",
-    "reinforce": "a2c",
-    "a3c": "a2c",
-}
+SB3_COUNTERPARTS: dict[str, str] = {key: algorithm.sb3_key for key, algorithm in ALGORITHMS.items()}
 
 # Course policies that SB3's own algorithms can train (rl-zoo3 key -> policy name -> class): a recipe for the SB3
 # key may name them as ``policy``. The matched parity side uses them, so that SB3's training loop runs the course
 # network itself instead of an MLP of the same width.
 SB3_COURSE_POLICIES: dict[str, dict[str, type[BasePolicy]]] = {
-    "dqn": {"CourseDQNPolicy": CourseDQNPolicy},
-    "ddpg": {"CourseDDPGPolicy": CourseDDPGPolicy},
-    "a2c": {"A3CPolicy": A3CPolicy},
+    algorithm.sb3_key: {algorithm.sb3_trainable_policy.__name__: algorithm.sb3_trainable_policy}
+    for algorithm in ALGORITHMS.values()
+    if algorithm.sb3_trainable_policy is not None
 }
 
 

@@ -14,8 +14,8 @@ from typing import Any, NoReturn
 
 import gymnasium as gym
 import yaml
-from gymnasium import spaces
 
+from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo import COURSE_ALGOS, default_config, register
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
 
@@ -36,15 +36,6 @@ ZOO_KEYS = frozenset(
         "monitor_kwargs",
     }
 )
-
-# Action spaces each course algorithm handles (the classes check this too, but only once rl-zoo3 builds them)
-ACTION_SPACES: dict[str, tuple[type[spaces.Space], ...]] = {
-    "course_dqn": (spaces.Discrete,),
-    "reinforce": (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary),
-    "a3c": (spaces.Discrete, spaces.Box, spaces.MultiDiscrete, spaces.MultiBinary),
-    "course_ddpg": (spaces.Box,),
-    "course_sac": (spaces.Box,),
-}
 
 
 @dataclass(frozen=True)
@@ -162,7 +153,7 @@ def check_env(env_id: str, gym_packages: list[str]) -> None:
         raise RecipeError(f"unknown env id {env_id!r} (not in gymnasium's registry){hint}")
 
 
-def load_recipes(config: Path) -> dict[str, Any]:
+def read_recipe_file(config: Path) -> dict[str, Any]:
     """The recipe file as a dict of blocks, or a :class:`RecipeError` naming the file and the YAML problem."""
     try:
         with open(config) as file:
@@ -189,11 +180,12 @@ def check_keys(key: str, keys: list[str], where: str) -> None:
             )
 
 
-def check_action_space(key: str, env_id: str, where: str) -> None:
+def check_env_action_space(key: str, env_id: str, where: str) -> None:
+    """The course class of ``key`` takes the action space of ``env_id`` (the class checks it too, once rl-zoo3 builds it)."""
     env = gym.make(env_id)
     action_space = env.action_space
     env.close()
-    supported = ACTION_SPACES[key]
+    supported = ALGORITHMS[key].action_spaces
     if not isinstance(action_space, supported):
         names = ", ".join(space.__name__ for space in supported)
         raise RecipeError(
@@ -215,14 +207,14 @@ def check_recipe(
     :param budget_given: whether ``-n`` sets the budget (then ``n_timesteps`` need not be a valid budget)
     """
     params = params or {}
-    recipes = load_recipes(config)
+    recipes = read_recipe_file(config)
     block = env_id if env_id in recipes else "default"
     if block not in recipes:
         raise RecipeError(f"{config}: no block for {env_id!r} and no 'default' block; blocks: {', '.join(recipes)}")
     where = f"{config} [{block}]"
     check_keys(key, list(recipes[block]), where)
     check_keys(key, list(params), "-params")
-    check_action_space(key, env_id, where)
+    check_env_action_space(key, env_id, where)
     check_block(key, recipes[block], where, params, budget_given)
 
 
@@ -298,7 +290,7 @@ def check_zoo_run(algo: str, env_id: str, own_recipe: bool) -> None:
     from rl_zoo3.utils import ALGOS
 
     config = Path(rl_zoo3.__file__).parent / "hyperparams" / f"{algo}.yml"
-    recipes = load_recipes(config) if own_recipe else {"default": {}}
+    recipes = read_recipe_file(config) if own_recipe else {"default": {}}
     atari = "atari" in recipes and ExperimentManager.is_atari(env_id)
     if env_id not in recipes and "default" not in recipes and not atari:
         raise RecipeError(f"rl-zoo3 has no {algo} recipe for {env_id} ({config}); use --mode matched or another env")
@@ -337,7 +329,7 @@ def check_job(algo: str, env_id: str, block: dict[str, Any] | None, where: str) 
         check_recipe(algo, env_id, config, {}, budget_given=True)
         return
     check_keys(algo, list(block), where)
-    check_action_space(algo, env_id, where)
+    check_env_action_space(algo, env_id, where)
     check_block(algo, {"n_timesteps": 1, **block}, where, {}, budget_given=True)
 
 

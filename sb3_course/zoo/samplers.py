@@ -14,6 +14,8 @@ import optuna
 from stable_baselines3.common.noise import NormalActionNoise, OrnsteinUhlenbeckActionNoise
 from torch import nn
 
+from sb3_course.registry import ALGORITHMS
+
 Sampler = Callable[[optuna.Trial, int, int, dict], dict[str, Any]]
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -21,10 +23,10 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 # net_arch size name -> the policy's own net_arch format
 NET_ARCHS: dict[str, dict[str, Any]] = {
-    "course_dqn": {"course": [32, 32], "small": [64, 64], "medium": [256, 256]},
-    "reinforce": {"course": [128], "small": [64, 64], "medium": [256, 256]},
+    "course_dqn": {"course": ALGORITHMS["course_dqn"].course_net_arch(), "small": [64, 64], "medium": [256, 256]},
+    "reinforce": {"course": ALGORITHMS["reinforce"].course_net_arch(), "small": [64, 64], "medium": [256, 256]},
     "a3c": {
-        "course": dict(trunk=[25, 50], vf=[25]),
+        "course": ALGORITHMS["a3c"].course_net_arch(),
         "small": dict(trunk=[64, 64], vf=[64]),
         "medium": dict(trunk=[256, 256], vf=[256]),
     },

@@ -24,7 +24,7 @@ import numpy as np
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.parity.cli import cpus_of, run_interruptibly
 from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
-from sb3_course.parity.stats import SCORE_RANGES, normalise
+from sb3_course.registry import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
 from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
 from sb3_course.zoo.values import RecipeError

@@ -1,0 +1,152 @@
+"""
+The facts about the course algorithms and the envs they are measured on, each stated once and read everywhere else
+(rl-zoo3 glue, parity, benchmarks, verify):
+
+- per rl-zoo3 key (:data:`ALGORITHMS`): the course class, its SB3 counterpart, the action and observation spaces
+  it takes and the course network sizes. The classes and the algorithm packages stay the owners of their own
+  defaults: the action spaces are the class's ``supported_action_spaces``, the observation spaces the ones its
+  construction check accepts (:data:`sb3_course.common.validation.SUPPORTED_OBSERVATION_SPACES`), the network
+  sizes each package's ``COURSE_NET_ARCH``;
+- per env id (:data:`SCORE_RANGES`): the return of a random policy and the reference return, the 0 and 1 of a
+  normalised score.
+"""
+
+import copy
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import A2C, DDPG, DQN, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+
+from sb3_course.a3c import A3C
+from sb3_course.a3c.policies import COURSE_NET_ARCH as A3C_NET_ARCH
+from sb3_course.a3c.policies import A3CPolicy
+from sb3_course.common.validation import SUPPORTED_OBSERVATION_SPACES
+from sb3_course.ddpg import CourseDDPG
+from sb3_course.ddpg.policies import COURSE_ENCODER_DIM, CourseDDPGPolicy
+from sb3_course.ddpg.policies import COURSE_NET_ARCH as DDPG_NET_ARCH
+from sb3_course.dqn import CourseDQN
+from sb3_course.dqn.policies import COURSE_NET_ARCH as DQN_NET_ARCH
+from sb3_course.dqn.policies import CourseDQNPolicy
+from sb3_course.reinforce import REINFORCE
+from sb3_course.reinforce.policies import COURSE_NET_ARCH as REINFORCE_NET_ARCH
+from sb3_course.sac import CourseSAC
+
+
+@dataclass(frozen=True, eq=False)
+class Algorithm:
+    """
+    A course algorithm as rl-zoo3 knows it, with its SB3 counterpart.
+
+    :param key: rl-zoo3 key of the course algorithm
+    :param course_class: the course class
+    :param sb3_key: rl-zoo3 key of the SB3 counterpart
+    :param sb3_class: the SB3 counterpart
+    :param course_policy_kwargs: the ``policy_kwargs`` of the course network (what the course policy builds
+        by default)
+    :param check_env: the env of the algorithm's learning check (``tests/test_learning_*.py``), default parity pair
+        and bench matchup
+    :param sb3_trainable_policy: a course policy that the SB3 counterpart can train itself (the matched parity
+        side uses it), or ``None``
+    """
+
+    key: str
+    course_class: type[BaseAlgorithm]
+    sb3_key: str
+    sb3_class: type[BaseAlgorithm]
+    course_policy_kwargs: dict[str, Any]
+    check_env: str
+    sb3_trainable_policy: type[BasePolicy] | None = None
+
+    @property
+    def action_spaces(self) -> tuple[type[spaces.Space], ...]:
+        """The action space classes the course class takes."""
+        return self.course_class.supported_action_spaces  # type: ignore[attr-defined]
+
+    @property
+    def observation_spaces(self) -> tuple[type[spaces.Space], ...]:
+        """The observation space classes the course class takes (``Dict`` with ``MultiInputPolicy``)."""
+        return SUPPORTED_OBSERVATION_SPACES
+
+    def course_net_arch(self) -> Any:
+        """The course network's ``net_arch`` in the course policy's format (a copy)."""
+        return copy.deepcopy(self.course_policy_kwargs["net_arch"])
+
+    def course_kwargs(self) -> dict[str, Any]:
+        """The course network's ``policy_kwargs`` (a copy)."""
+        return copy.deepcopy(self.course_policy_kwargs)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    algorithm.key: algorithm
+    for algorithm in (
+        Algorithm("course_dqn", CourseDQN, "dqn", DQN, {"net_arch": DQN_NET_ARCH}, "CartPole-v1", CourseDQNPolicy),
+        Algorithm(
+            "course_ddpg",
+            CourseDDPG,
+            "ddpg",
+            DDPG,
+            {"net_arch": DDPG_NET_ARCH, "state_encoder_dim": COURSE_ENCODER_DIM, "action_encoder_dim": COURSE_ENCODER_DIM},
+            "Pendulum-v1",
+            CourseDDPGPolicy,
+        ),
+        # The course SAC's hidden sizes (256, 256) are SACPolicy's default, which CourseSACPolicy keeps
+        Algorithm("course_sac", CourseSAC, "sac", SAC, {"net_arch": [256, 256]}, "Pendulum-v1"),
+        Algorithm("reinforce", REINFORCE, "a2c", A2C, {"net_arch": REINFORCE_NET_ARCH}, "CartPole-v1"),
+        Algorithm("a3c", A3C, "a2c", A2C, {"net_arch": A3C_NET_ARCH}, "CartPole-v1", A3CPolicy),
+    )
+}
+
+
+def algorithm_of(key: str) -> Algorithm:
+    """The entry of a course key, or a ``ValueError`` naming the known keys."""
+    if key not in ALGORITHMS:
+        raise ValueError(f"unknown course algorithm {key!r}; expected one of {', '.join(ALGORITHMS)}")
+    return ALGORITHMS[key]
+
+
+# SB3's DQN settings that reproduce CourseDQN without a target network (use_target_network=False): a target copied
+# from the online network after every step (tau 1, interval 1) is the online network at each gradient step
+SB3_DQN_WITHOUT_TARGET_NETWORK: dict[str, Any] = {"tau": 1.0, "target_update_interval": 1}
+
+
+class ScoreRange(NamedTuple):
+    """The returns that a normalised score maps to 0 and 1."""
+
+    random: float
+    reference: float
+
+
+# Random-policy return (200 episodes, 20 for HalfCheetah: `python -m sb3_course.parity.stats`) and the reference
+# return: the env's registered reward_threshold, or for Pendulum (none registered) -150, near optimal.
+SCORE_RANGES: dict[str, ScoreRange] = {
+    "CartPole-v1": ScoreRange(22.7, 475.0),
+    "Acrobot-v1": ScoreRange(-497.4, -100.0),
+    "MountainCar-v0": ScoreRange(-200.0, -110.0),
+    "LunarLander-v3": ScoreRange(-185.5, 200.0),
+    "Pendulum-v1": ScoreRange(-1255.5, -150.0),
+    "MountainCarContinuous-v0": ScoreRange(-33.2, 90.0),
+    "LunarLanderContinuous-v3": ScoreRange(-212.5, 200.0),
+    "HalfCheetah-v5": ScoreRange(-260.8, 4800.0),
+    "InvertedPendulum-v5": ScoreRange(5.1, 950.0),
+    "Reacher-v5": ScoreRange(-42.9, -3.75),
+}
+
+
+def score_range(env_id: str) -> ScoreRange:
+    """The score range of ``env_id``, or a ``KeyError`` saying where to add one."""
+    if env_id not in SCORE_RANGES:
+        raise KeyError(
+            f"no score range for {env_id} (known: {', '.join(SCORE_RANGES)}); add (random return, reference return) "
+            "to SCORE_RANGES in sb3_course/registry.py"
+        )
+    return SCORE_RANGES[env_id]
+
+
+def normalise(returns: np.ndarray, env_id: str) -> np.ndarray:
+    """Map returns to 0 (random policy) .. 1 (the env's reference return)."""
+    low, high = score_range(env_id)
+    return (np.asarray(returns, dtype=float) - low) / (high - low)
