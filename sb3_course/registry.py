@@ -120,7 +120,7 @@ class ScoreRange(NamedTuple):
     reference: float
 
 
-# Random-policy return (200 episodes, 20 for HalfCheetah: `python -m sb3_course.parity.stats`) and the reference
+# Random-policy return (200 episodes, 20 for HalfCheetah: `python -m sb3_course.registry`) and the reference
 # return: the env's registered reward_threshold, or for Pendulum (none registered) -150, near optimal.
 SCORE_RANGES: dict[str, ScoreRange] = {
     "CartPole-v1": ScoreRange(22.7, 475.0),
@@ -150,3 +150,25 @@ def normalise(returns: np.ndarray, env_id: str) -> np.ndarray:
     """Map returns to 0 (random policy) .. 1 (the env's reference return)."""
     low, high = score_range(env_id)
     return (np.asarray(returns, dtype=float) - low) / (high - low)
+
+
+def random_returns(env_id: str, episodes: int, seed: int = 0) -> float:
+    """Mean return of uniformly random actions (how the random returns of ``SCORE_RANGES`` were measured)."""
+    import gymnasium as gym
+
+    env = gym.make(env_id)
+    env.action_space.seed(seed)
+    total = 0.0
+    for episode in range(episodes):
+        env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(reward)
+            done = terminated or truncated
+    return total / episodes
+
+
+if __name__ == "__main__":
+    for env_id in SCORE_RANGES:
+        print(f"{env_id}: {random_returns(env_id, 20 if env_id.startswith('HalfCheetah') else 200):.1f}")

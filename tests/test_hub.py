@@ -14,9 +14,9 @@ import pytest
 from huggingface_hub import HfApi, scan_cache_dir
 from huggingface_hub.repocard import metadata_load
 
+from sb3_course.cli import main
 from sb3_course.dqn import CourseDQN
 from sb3_course.zoo import load_recipes
-from sb3_course.zoo.cli import main
 
 ORG = "sb3-course-test"
 ENV_ID = "CartPole-v1"
@@ -26,7 +26,7 @@ PUSH = ["push_to_hub", "--algo", "course_dqn", "--env", ENV_ID, "-f", "logs", "-
 
 def sb3_course(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sb3_course.zoo.cli", *args],
+        [sys.executable, "-m", "sb3_course.cli", *args],
         capture_output=True, text=True, cwd=cwd, timeout=300, env={**os.environ, **env},
     )  # fmt: skip
 

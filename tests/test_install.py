@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from sb3_course.zoo.cli import main
+from sb3_course.cli import main
 from sb3_course.zoo.extras import EXTRA_MODULES, VERB_EXTRAS
 
 tomllib = pytest.importorskip("tomllib")
@@ -61,7 +61,7 @@ def test_train_enjoy_python_api_and_optuna_without_the_extras(tmp_path):
     result = run_lean(
         """
         from sb3_course import CourseDQN
-        from sb3_course.zoo.cli import main
+        from sb3_course.cli import main
 
         CourseDQN("MlpPolicy", "CartPole-v1", learning_starts=50).learn(100)
 

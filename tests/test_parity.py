@@ -305,7 +305,7 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     finished = {name: open(os.path.join(runs, name)).read() for name in os.listdir(runs) if name.endswith(".json")}
     assert 1 <= len(finished) < 4
     assert all(json.loads(text)["job"]["env_id"] == "CartPole-v1" for text in finished.values())
-    assert not training_processes({"parity-course_dqn_", "parity-dqn_"}), "orphaned training processes"
+    assert not training_processes({"run-course_dqn_", "run-dqn_"}), "orphaned training processes"
 
     completed = parity([*TINY, "--out", out, "--jobs", "2"])
     assert completed.returncode == 0, completed.stderr[-2000:]

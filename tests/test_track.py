@@ -45,7 +45,7 @@ def test_track_offline_run_holds_config_and_metrics(key, tmp_path):
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
     result = subprocess.run(
         [
-            sys.executable, "-m", "sb3_course.zoo.cli", "train", "--algo", key, "--env", env_id, "-n", "300",
+            sys.executable, "-m", "sb3_course.cli", "train", "--algo", key, "--env", env_id, "-n", "300",
             "--seed", "3", "--log-interval", "1", "--num-threads", "1", "-f", "logs", "--track",
             "--wandb-project-name", "sb3-course-test", "-params", "gamma:0.95", *params,
         ],

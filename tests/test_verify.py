@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from sb3_course.parity.runner import RunStore
-from sb3_course.zoo.verify import jobs_of, main, parse_args, recipe_blocks
+from sb3_course.experiments.runner import RunStore
+from sb3_course.verify import jobs_of, main, parse_args, recipe_blocks
 
 TINY = ["--algos", "reinforce", "--envs", "CartPole-v1", "--seeds", "2", "-n", "200", "--evaluations", "2"]
 TINY += ["--eval-episodes", "2", "--jobs", "2"]

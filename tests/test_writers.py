@@ -19,7 +19,8 @@ import torch as th
 
 from sb3_course import CourseDQN
 from sb3_course.common.files import atomic_path, remove_stale_temporaries, write_text_atomically
-from sb3_course.parity.runner import Job, RunStore
+from sb3_course.experiments.jobs import Job
+from sb3_course.experiments.runner import RunStore
 
 JOB = Job("course_dqn", "CartPole-v1", 0, 400, 200, 2)
 

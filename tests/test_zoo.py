@@ -7,15 +7,15 @@ import pytest
 import yaml
 from rl_zoo3.utils import ALGOS
 
+from sb3_course.cli import with_default_config
 from sb3_course.common.buffers import FrameStackReplayBuffer
 from sb3_course.zoo import COURSE_ALGOS, hyperparams_dir, register
-from sb3_course.zoo.cli import with_default_config
 
 
 def sb3_course(*args: str, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """Run the ``sb3-course`` command of the installed package (its module, to use this interpreter)."""
     return subprocess.run(
-        [sys.executable, "-m", "sb3_course.zoo.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "sb3_course.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
 
 

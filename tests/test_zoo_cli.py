@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from rl_zoo3.utils import ALGOS
 
+from sb3_course.cli import main
 from sb3_course.zoo import register
 from sb3_course.zoo.checks import check_command
-from sb3_course.zoo.cli import main
 from sb3_course.zoo.report import draw_report, load_scalars
 
 matplotlib.use("Agg")
@@ -54,7 +54,7 @@ def sb3_course(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
 def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two course_dqn runs: one through ``sb3-course train`` (with -P, -tb), one through ``python -m sb3_course.train``."""
     root = tmp_path_factory.mktemp("zoo")
-    first = run_module("sb3_course.zoo.cli", "train", *DQN_TRAIN, "-f", "logs", "--seed", "0", "-tb", "tb", "-P", cwd=root)
+    first = run_module("sb3_course.cli", "train", *DQN_TRAIN, "-f", "logs", "--seed", "0", "-tb", "tb", "-P", cwd=root)
     assert first.returncode == 0, first.stderr
     second = run_module("sb3_course.train", *DQN_TRAIN, "-f", "logs", "--seed", "1", cwd=root)
     assert second.returncode == 0, second.stderr
@@ -144,7 +144,7 @@ def test_report_draws_three_panels(logs, monkeypatch, capsys):
 def test_train_each_course_key_with_cli(key, tmp_path):
     env_id, params = CLI_RUNS[key]
     result = run_module(
-        "sb3_course.zoo.cli", "train", "--algo", key, "--env", env_id, "-n", "400", "--eval-freq", "200",
+        "sb3_course.cli", "train", "--algo", key, "--env", env_id, "-n", "400", "--eval-freq", "200",
         "--eval-episodes", "2", "--log-interval", "1", "--num-threads", "1", "-f", "logs", "-tb", "tb", *params,
         cwd=tmp_path,
     )  # fmt: skip
@@ -291,7 +291,7 @@ def test_mishandled_enjoy_input_exits_before_loading(argv, message, tmp_path, mo
 
 def test_negative_budget_exits_in_the_command(tmp_path):
     (tmp_path / "small.yml").write_text(BLOCK)
-    result = run_module("sb3_course.zoo.cli", "train", *DQN, "-conf", "small.yml", "-n", "-5", "-f", "logs", cwd=tmp_path)
+    result = run_module("sb3_course.cli", "train", *DQN, "-conf", "small.yml", "-n", "-5", "-f", "logs", cwd=tmp_path)
     assert result.returncode == 2 and not (tmp_path / "logs").exists()
     assert result.stderr.strip() == (
         "sb3-course train: error: -n/--n-timesteps -5: expected a positive number of steps (leave -n out for the recipe's)"
@@ -299,7 +299,7 @@ def test_negative_budget_exits_in_the_command(tmp_path):
 
 
 def test_bad_input_exit_status_of_the_command(tmp_path):
-    result = run_module("sb3_course.zoo.cli", "enjoy", "--algo", "course_dqn", "--env", "NoSuchEnv-v0", cwd=tmp_path)
+    result = run_module("sb3_course.cli", "enjoy", "--algo", "course_dqn", "--env", "NoSuchEnv-v0", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == "sb3-course enjoy: error: unknown env id 'NoSuchEnv-v0' (not in gymnasium's registry)"
 

@@ -13,9 +13,9 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecCheckNan, VecFrameStack, VecNormalize
 
+from sb3_course.cli import main
 from sb3_course.ddpg import CourseDDPG
 from sb3_course.zoo import COURSE_ALGOS
-from sb3_course.zoo.cli import main
 
 # course key -> (env id, recipe block): a few hundred steps, small buffers, one A3C worker
 KEYS: dict[str, tuple[str, dict[str, Any]]] = {

@@ -29,7 +29,7 @@ OPTIMIZE = ["-optimize", "--n-trials", "2", "--sampler", "random", "--pruner", "
 
 def train_command(key: str, *args: str) -> list[str]:
     env_id, params = STUDIES[key]
-    return [sys.executable, "-m", "sb3_course.zoo.cli", "train", "--algo", key, "--env", env_id, *OPTIMIZE, *args, *params]
+    return [sys.executable, "-m", "sb3_course.cli", "train", "--algo", key, "--env", env_id, *OPTIMIZE, *args, *params]
 
 
 def journal(path: Path) -> optuna.storages.JournalStorage:

@@ -164,7 +164,7 @@ def step_commands(device: str, budget: Budget, out: Path) -> dict[str, list[str]
                   f"--junitxml={out / 'tests.xml'}", str(REPOSITORY / "tests")],
         "bench": [python, "-m", "sb3_course.benchmarks.speed", "--device", device, *budget.bench_args,
                   "--json", str(out / "bench.json")],
-        "train": [python, "-m", "sb3_course.zoo.cli", "train", "--algo", "course_sac", "--env", ENV_ID,
+        "train": [python, "-m", "sb3_course.cli", "train", "--algo", "course_sac", "--env", ENV_ID,
                   "--device", device, "-n", str(budget.train_steps), "--seed", "0", "--eval-freq", "-1",
                   "-f", str(out / "train"), *budget.train_args],
     }  # fmt: skip

@@ -10,16 +10,16 @@ Used by the slow learning tests and, from the command line, to produce the figur
 """
 
 import argparse
-import glob
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+
+from sb3_course.experiments.jobs import Job, train
+from sb3_course.zoo.runs import final_model_return
 
 
 @dataclass
@@ -55,53 +55,18 @@ def train_seed(
     log_root: str | None = None,
     extra_args: list[str] | None = None,
 ) -> LearningRun:
-    """Run ``sb3-course train`` for one seed in a subprocess (one torch thread) and read its ``evaluations.npz``."""
+    """
+    Train one seed with the experiment runner's trainer (``sb3-course train`` in a subprocess, one torch thread),
+    keeping its log folder under ``log_root`` (the system's temporary folder by default), and evaluate its final model.
+    """
     if log_root is not None:
         os.makedirs(log_root, exist_ok=True)
     log_folder = tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-", dir=log_root)
-    command = [
-        sys.executable, "-m", "sb3_course.train",
-        "--algo", algo, "--env", env_id, "--seed", str(seed), "-n", str(n_timesteps),
-        "--eval-freq", str(eval_freq), "--eval-episodes", str(eval_episodes),
-        "--num-threads", "1", "-f", log_folder, "--verbose", "0", *(extra_args or []),
-    ]  # fmt: skip
-    start = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True)
-    wall_time = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-    (run_folder,) = glob.glob(os.path.join(log_folder, algo, f"{env_id}_*"))
-    with np.load(os.path.join(run_folder, "evaluations.npz")) as data:
-        timesteps, mean_returns = data["timesteps"], data["results"].mean(axis=1)
+    job = Job(algo, env_id, seed, n_timesteps, eval_freq, eval_episodes, extra_args=tuple(extra_args or ()))
+    run_folder, evaluations = train(job, log_folder)
     final = final_model_return(algo, env_id, run_folder, eval_episodes, seed)
-    return LearningRun(seed, timesteps, mean_returns, final, wall_time)
-
-
-def final_model_return(algo: str, env_id: str, run_folder: str, n_episodes: int, seed: int) -> float:
-    """
-    Mean return of the model saved at the end of training (``<run_folder>/<env_id>.zip``, not ``best_model.zip``)
-    over ``n_episodes`` deterministic episodes, on a test env built as ``sb3-course enjoy`` builds it (rl-zoo3's
-    ``create_test_env``: the recipe's wrappers, ``VecNormalize`` statistics when the recipe normalises); the return
-    is the environment's own (``Monitor``'s), whatever reward shaping a recipe wrapper adds outside it.
-    """
-    from rl_zoo3 import ALGOS, create_test_env, get_saved_hyperparams
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    from sb3_course.zoo import register
-
-    register()
-    stats_path = os.path.join(run_folder, env_id)
-    hyperparams, maybe_stats_path = get_saved_hyperparams(stats_path, test_mode=True)
-    # a seed the training and its evaluation env did not use
-    env = create_test_env(
-        env_id, stats_path=maybe_stats_path, seed=seed + 10_000, should_render=False, hyperparams=hyperparams
-    )
-    try:
-        model = ALGOS[algo].load(os.path.join(run_folder, f"{env_id}.zip"), device="cpu")
-        returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
-    finally:
-        env.close()
-    return float(np.mean(returns))
+    mean_returns = np.asarray(evaluations["returns"]).mean(axis=1)
+    return LearningRun(seed, np.asarray(evaluations["timesteps"]), mean_returns, final, evaluations["wall_time"])
 
 
 def train_seeds(

@@ -17,26 +17,24 @@ import itertools
 import json
 import os
 import shlex
-import signal
 import sys
-import threading
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from sb3_course.experiments.jobs import Job
+from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_ray, run_unfinished
 from sb3_course.parity.pairs import (
     DEFAULT_PAIRS,
     MODES,
     Pair,
     course_recipe,
-    course_settings,
     matched_hyperparams,
     parse_pair,
 )
 from sb3_course.parity.report import Result, evaluate, write_report
-from sb3_course.parity.runner import Job, RunStore, run_local, run_ray, run_unfinished
-from sb3_course.parity.stats import SCORE_RANGES
+from sb3_course.registry import SCORE_RANGES
 from sb3_course.zoo.checks import OneLineParser, check_job, check_keys, check_output_folder, positive_int
+from sb3_course.zoo.runs import cpus_of
 from sb3_course.zoo.values import RecipeError
 
 
@@ -130,13 +128,6 @@ def check_plan(args: argparse.Namespace) -> None:
                 check_job(job.algo, pair.env_id, json.loads(job.hyperparams) if job.hyperparams else None, where)
 
 
-def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
-    """A3C runs one process per worker; everything else runs in one process."""
-    if algo != "a3c":
-        return 1
-    return int(hyperparams.get("n_workers", course_settings("a3c", env_id)["n_workers"]))
-
-
 def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list[Job], list[Job]]:
     """The course side's and the SB3 side's jobs of ``pair`` in ``mode``."""
 
@@ -181,28 +172,6 @@ def results_of(args: argparse.Namespace) -> list[Result]:
             if course and sb3:
                 results.append(evaluate(pair, mode, course, sb3, args.tolerance, args.last_evals))
     return results
-
-
-def interrupt(signum: int, frame: object) -> None:
-    """Signal handler: stop the sweep as Ctrl-C does (finished runs stay saved)."""
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-def run_interruptibly(sweep: Callable[[], list[str]], runs: str) -> list[str]:
-    """
-    ``sweep()`` with SIGTERM handled as Ctrl-C (on the main thread): running jobs are stopped, finished ones stay
-    saved in ``runs``, and the process exits with status 130 and one line saying so.
-    """
-    on_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if on_main_thread else None
-    try:
-        return sweep()
-    except KeyboardInterrupt:
-        print(f"Interrupted: finished runs are saved in {runs}; the same command resumes the sweep.", file=sys.stderr)
-        sys.exit(130)
-    finally:
-        if on_main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> list[Result]:

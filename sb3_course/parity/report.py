@@ -9,8 +9,8 @@ from functools import cached_property
 import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
+from sb3_course.experiments.jobs import RunResult
 from sb3_course.parity.pairs import MATCHING_GAPS, Pair
-from sb3_course.parity.runner import RunResult
 from sb3_course.parity.stats import Comparison, compare, pair_verdict, run_scores
 from sb3_course.registry import SCORE_RANGES, normalise
 

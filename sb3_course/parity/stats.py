@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sb3_course.registry import SCORE_RANGES
-
 VERDICTS = ("PARITY", "BETTER", "WORSE", "INCONCLUSIVE")
 MIN_SEEDS = 3
 BOOTSTRAP_REPS = 5_000
@@ -146,25 +144,3 @@ def pair_verdict(comparisons: list[Comparison]) -> str:
     if labels == {"PARITY"}:
         return "PARITY"
     return "INCONCLUSIVE"
-
-
-def random_returns(env_id: str, episodes: int, seed: int = 0) -> float:
-    """Mean return of uniformly random actions (how the random returns of ``registry.SCORE_RANGES`` were measured)."""
-    import gymnasium as gym
-
-    env = gym.make(env_id)
-    env.action_space.seed(seed)
-    total = 0.0
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        done = False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total += float(reward)
-            done = terminated or truncated
-    return total / episodes
-
-
-if __name__ == "__main__":
-    for env_id in SCORE_RANGES:
-        print(f"{env_id}: {random_returns(env_id, 20 if env_id.startswith('HalfCheetah') else 200):.1f}")

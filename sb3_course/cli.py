@@ -166,7 +166,7 @@ def parity() -> None:
 
 
 def verify() -> None:
-    from sb3_course.zoo.verify import main as verify_main
+    from sb3_course.verify import main as verify_main
 
     verify_main()
 

@@ -1,132 +1,30 @@
 """
-Training jobs of a parity sweep and the two ways of running them (a local pool of subprocesses or Ray tasks).
+Running many training jobs (:mod:`sb3_course.experiments.jobs`): a local pool of subprocesses over CPU slots or Ray
+tasks, a resumable run store, and interruption that keeps what finished.
 
-A job is one ``sb3-course train`` run (rl-zoo3's ExperimentManager: Monitor, separate deterministic
-evaluation env, ``evaluations.npz``). Its result is saved under ``<out>/runs/<key>.npz`` + ``.json`` as soon
-as it finishes, each renamed into place whole (``sb3_course.common.files.atomic_path``), and a sweep skips every
-job whose result exists: an interrupted sweep resumes where it stopped. The key hashes everything that changes the
-run (algorithm, env, hyperparameters, budget, evaluation, seed), so the course side shared by the matched and recipe
-modes is trained once.
+Each job's result is saved under ``<runs>/<key>.npz`` + ``.json`` as soon as it finishes, each renamed into place whole
+(``sb3_course.common.files.atomic_path``), and a sweep skips every job whose result exists: an interrupted sweep
+resumes where it stopped. The key hashes everything that changes the run (algorithm, env, hyperparameters, budget,
+evaluation, seed), so a run shared by two sweeps (the course side of parity's matched and recipe modes) is trained once.
 """
 
-import ctypes
-import glob
-import hashlib
 import json
 import os
-import shlex
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from sb3_course.common.files import atomic_path, write_text_atomically
-
-PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
-
-
-@dataclass(frozen=True)
-class Job:
-    """One training run: ``hyperparams`` is an rl-zoo3 YAML block (JSON text), empty for the algorithm's recipe."""
-
-    algo: str
-    env_id: str
-    seed: int
-    n_timesteps: int
-    eval_freq: int
-    eval_episodes: int
-    hyperparams: str = ""
-    cpus: int = 1
-
-    @property
-    def key(self) -> str:
-        spec = json.dumps([self.algo, self.env_id, self.n_timesteps, self.eval_freq, self.eval_episodes, self.hyperparams])
-        return f"{self.algo}_{self.env_id}_{hashlib.sha1(spec.encode()).hexdigest()[:10]}_seed{self.seed}"
-
-
-@dataclass
-class RunResult:
-    """Evaluation steps, the returns of every evaluation episode, and the cost of the run."""
-
-    job: Job
-    timesteps: np.ndarray
-    returns: np.ndarray  # (n_evaluations, eval_episodes)
-    wall_time: float
-
-    @property
-    def steps_per_second(self) -> float:
-        return self.job.n_timesteps / self.wall_time
-
-
-def train_command(job: Job, folder: str) -> list[str]:
-    """The ``python -m sb3_course.train`` command of ``job`` (writes a one-block config file when needed)."""
-    command = [
-        sys.executable, "-m", "sb3_course.train", "--algo", job.algo, "--env", job.env_id, "--seed", str(job.seed),
-        "-n", str(job.n_timesteps), "--eval-freq", str(job.eval_freq), "--eval-episodes", str(job.eval_episodes),
-        "--n-eval-envs", "1", "--num-threads", "1", "-f", folder, "--verbose", "0",
-    ]  # fmt: skip
-    if job.hyperparams:
-        config = os.path.join(folder, "config.yml")
-        with open(config, "w") as file:
-            yaml.safe_dump({job.env_id: {"n_timesteps": job.n_timesteps, **json.loads(job.hyperparams)}}, file)
-        command += ["--conf-file", config]
-    return command
-
-
-# The training subprocesses running now, so that an interrupted sweep can stop them (``stop_children``)
-_children: set[subprocess.Popen] = set()
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to send SIGTERM when the parent dies, so a killed sweep leaves no orphans."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def stop_children(grace: float = 10.0) -> None:
-    """Terminate the running training subprocesses (kill those still alive after ``grace`` seconds)."""
-    children = list(_children)
-    for child in children:
-        child.terminate()
-    deadline = time.monotonic() + grace
-    for child in children:
-        try:
-            child.wait(max(deadline - time.monotonic(), 0.0))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-def run_job(job: Job) -> dict[str, Any]:
-    """Train ``job`` in a subprocess with one torch thread and return its evaluations (plain types, for Ray)."""
-    with tempfile.TemporaryDirectory(prefix=f"parity-{job.key}-") as folder:
-        command = train_command(job, folder)
-        start = time.perf_counter()
-        with subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
-        ) as process:
-            _children.add(process)
-            try:
-                _, stderr = process.communicate()
-            finally:
-                _children.discard(process)
-        wall_time = time.perf_counter() - start
-        if process.returncode != 0:
-            raise RuntimeError(f"{job.key} failed (exit {process.returncode}, {shlex.join(command)}):\n{stderr[-3000:]}")
-        (path,) = glob.glob(os.path.join(folder, job.algo, f"{job.env_id}_*", "evaluations.npz"))
-        with np.load(path) as data:
-            return {"timesteps": data["timesteps"].tolist(), "returns": data["results"].tolist(), "wall_time": wall_time}
+from sb3_course.experiments.jobs import Job, RunResult, run_job, stop_children
 
 
 class RunStore:
@@ -271,3 +169,25 @@ def run_ray(jobs: Iterable[Job], address: str | None, n_cpus: int, on_done: Call
     finally:
         if started_here:
             ray.shutdown()
+
+
+def interrupt(signum: int, frame: object) -> None:
+    """Signal handler: stop the sweep as Ctrl-C does (finished runs stay saved)."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_interruptibly(sweep: Callable[[], list[str]], runs: str) -> list[str]:
+    """
+    ``sweep()`` with SIGTERM handled as Ctrl-C (on the main thread): running jobs are stopped, finished ones stay
+    saved in ``runs``, and the process exits with status 130 and one line saying so.
+    """
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, interrupt) if on_main_thread else None
+    try:
+        return sweep()
+    except KeyboardInterrupt:
+        print(f"Interrupted: finished runs are saved in {runs}; the same command resumes the sweep.", file=sys.stderr)
+        sys.exit(130)
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)

@@ -2,10 +2,11 @@
 ``sb3-course verify``: train recipe blocks of ``hyperparams/<key>.yml`` over seeds and report how well they learn.
 
 Each block is trained as it stands in the YAML file (its own ``n_timesteps`` unless ``-n`` overrides it) by the
-parity suite's runner: ``python -m sb3_course.train`` subprocesses, one torch thread each, a separate deterministic
-evaluation env, results saved as each run finishes (a rerun resumes; the run key hashes the block's settings, so an
-edited block is trained again). The report gives per seed the final return (mean of the last evaluations) and the
-best evaluation, against the random-policy return and the env's reference return (``SCORE_RANGES``).
+experiment runner (:mod:`sb3_course.experiments`): ``python -m sb3_course.train`` subprocesses, one torch thread
+each, a separate deterministic evaluation env, results saved as each run finishes (a rerun resumes; the run key
+hashes the block's settings, so an edited block is trained again). The report gives per seed the final return (mean
+of the last evaluations) and the best evaluation, against the random-policy return and the env's reference return
+(``SCORE_RANGES``).
 
     sb3-course verify --algos course_dqn --envs Acrobot-v1 --seeds 2 --out docs/recipes
 """
@@ -22,11 +23,12 @@ from typing import Any
 import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
-from sb3_course.parity.cli import cpus_of, run_interruptibly
-from sb3_course.parity.runner import Job, RunResult, RunStore, run_local, run_unfinished
+from sb3_course.experiments.jobs import Job, RunResult
+from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_unfinished
 from sb3_course.registry import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
 from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
+from sb3_course.zoo.runs import cpus_of
 from sb3_course.zoo.values import RecipeError
 
 
