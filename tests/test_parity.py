@@ -16,7 +16,7 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.env_util import make_vec_env
 
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
-from sb3_course.parity.pairs import Pair, course_settings, parse_pair
+from sb3_course.parity.pairs import Pair, course_recipe, course_settings, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
 from sb3_course.zoo import COURSE_ALGOS
 
@@ -198,8 +198,10 @@ def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows()
     ).pairs[0]  # fmt: skip
     (course_plain,), (sb3_plain,) = jobs_of(plain, "matched", 1, 5)
     (course_job,), (sb3_job,) = jobs_of(ablation, "matched", 1, 5)
-    # Without overrides the course side trains the YAML recipe as it is (job keys of earlier sweeps still match)
-    assert course_plain.hyperparams == ""
+    # Without overrides the course side trains the YAML recipe as it is, written into the job
+    assert json.loads(course_plain.hyperparams) == {
+        name: value for name, value in course_recipe("course_ddpg", "Pendulum-v1").items() if name != "n_timesteps"
+    }
     course = json.loads(course_job.hyperparams)
     assert course["critic_learning_rate"] == 2e-3 and course["critic_loss"] == "mse" and "n_timesteps" not in course
     # the override's keys replace the recipe's policy_kwargs keys; the recipe's others stay
@@ -377,3 +379,16 @@ def test_bad_sweep_exit_status_of_the_command(tmp_path):
         "sb3-course parity: error: argument --pairs: --pairs 'foo:dqn': unknown course algorithm 'foo'; expected one "
         "of course_dqn, course_ddpg, course_sac, reinforce, a3c"
     )
+
+
+def test_a_changed_recipe_makes_a_new_course_job(monkeypatch):
+    # A stored run of the old recipe must not be reused for the new one
+    from sb3_course.parity import cli, pairs
+
+    pair = cli.parse_args(["--pairs", "course_dqn:dqn", "--mode", "recipe"]).pairs[0]
+    (before,), _ = cli.jobs_of(pair, "recipe", 1, 5)
+    recipes = pairs.load_recipes("course_dqn")
+    changed = {**recipes, "CartPole-v1": {**recipes["CartPole-v1"], "learning_rate": 1.0e-3}}
+    monkeypatch.setattr(pairs, "load_recipes", lambda key: changed)
+    (after,), _ = cli.jobs_of(pair, "recipe", 1, 5)
+    assert before.key != after.key and json.loads(after.hyperparams)["learning_rate"] == 1.0e-3

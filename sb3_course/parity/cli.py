@@ -138,8 +138,9 @@ def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list
         )  # fmt: skip
 
     sb3_hyperparams = matched_hyperparams(pair) if mode == "matched" else {}
-    # Without overrides the course side trains its recipe as the YAML file gives it (same job keys as before)
-    course_hyperparams = course_recipe(pair.course, pair.env_id, pair.overrides) if pair.overrides else {}
+    # The course side trains its recipe block, written into the job, so that a recipe changed since a run was stored
+    # makes a new job key (and a new run) instead of reusing the old recipe's run
+    course_hyperparams = course_recipe(pair.course, pair.env_id, pair.overrides)
     course_hyperparams.pop("n_timesteps", None)
     seed_range = range(seeds)
     return (
