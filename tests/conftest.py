@@ -2,6 +2,8 @@ from collections.abc import Callable
 
 import pytest
 import torch as th
+from stable_baselines3.common import base_class
+from stable_baselines3.common.callbacks import ProgressBarCallback
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -30,3 +32,17 @@ def refused(capsys: pytest.CaptureFixture[str]) -> Callable[..., str]:
         return err
 
     return run
+
+
+@pytest.fixture
+def progress_bars(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """``(total, count)`` of each progress bar that ``learn(progress_bar=True)`` closes during the test."""
+    bars: list[tuple[int, int]] = []
+
+    class RecordingBar(ProgressBarCallback):
+        def _on_training_end(self) -> None:
+            bars.append((self.pbar.total, self.pbar.n))
+            super()._on_training_end()
+
+    monkeypatch.setattr(base_class, "ProgressBarCallback", RecordingBar)
+    return bars

@@ -106,7 +106,10 @@ SINGLE_PROCESS = [algo.param() for algo in COURSE_ALGOS if algo.cls is not A3C]
 
 
 class SpaceEnv(gym.Env):
-    """A check_env-clean env with any observation and action space; episodes of 10 steps, reward -|obs|."""
+    """
+    A check_env-clean env with any observation and action space (no registered id); episodes of 10 steps, reward
+    :meth:`reward` (here -|obs|).
+    """
 
     def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         self.observation_space, self.action_space = observation_space, action_space
@@ -122,10 +125,13 @@ class SpaceEnv(gym.Env):
         self.t = 0
         return self._obs(), {}
 
+    def reward(self, obs: Any, action: Any) -> float:
+        return -float(np.abs(np.asarray(obs, dtype=np.float64)).mean())
+
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         self.t += 1
         obs = self._obs()
-        return obs, -float(np.abs(np.asarray(obs, dtype=np.float64)).mean()), False, self.t >= 10, {}
+        return obs, self.reward(obs, action), False, self.t >= 10, {}
 
 
 def space_env_fn(observation_space: spaces.Space, action_space: spaces.Space):
@@ -141,9 +147,13 @@ def make_model(algo: Algo, env: Any = None, **overrides: Any) -> BaseAlgorithm:
     return algo.cls("MlpPolicy", env, **{**algo.kwargs, **overrides})
 
 
-def sample_observations(space: spaces.Space, n: int) -> np.ndarray:
-    space.seed(0)
-    return np.stack([np.asarray(space.sample()) for _ in range(n)])
+def sample_observations(space: spaces.Space, n: int, seed: int = 0) -> Any:
+    """``n`` observations of ``space`` (seeded with ``seed``) as a batch: an array, or a dict of arrays for ``Dict``."""
+    space.seed(seed)
+    samples = [space.sample() for _ in range(n)]
+    if isinstance(space, spaces.Dict):
+        return {key: np.stack([sample[key] for sample in samples]) for key in space.spaces}
+    return np.stack([np.asarray(sample) for sample in samples])
 
 
 def space_cases() -> list:

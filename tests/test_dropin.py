@@ -33,6 +33,7 @@ from stable_baselines3.common.envs import BitFlippingEnv
 from stable_baselines3.common.preprocessing import get_flattened_obs_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecNormalize, VecTransposeImage
+from test_conformance import SpaceEnv, assert_same_parameters, sample_observations
 from torch import nn
 
 from sb3_course import CourseDDPG, CourseDQN, CourseSAC
@@ -83,43 +84,15 @@ OBSERVATION_SPACES = {
 }
 
 
-class SpaceEnv(gym.Env):
-    """Random observations of any space; episodes of 10 steps, reward -|action| (continuous) or -action."""
+class ActionCostEnv(SpaceEnv):
+    """:class:`SpaceEnv` with reward -|action| (continuous) or -action."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space, self.action_space = observation_space, action_space
-        self.t = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.observation_space.seed(seed)
-        self.t = 0
-        return self.observation_space.sample(), {}
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        self.t += 1
-        reward = -float(np.abs(np.asarray(action, dtype=np.float64)).sum())
-        return self.observation_space.sample(), reward, False, self.t >= 10, {}
+    def reward(self, obs: Any, action: Any) -> float:
+        return -float(np.abs(np.asarray(action, dtype=np.float64)).sum())
 
 
-def space_env(algo: Algo, policy: str = "MlpPolicy", action_dtype: type = np.float32) -> SpaceEnv:
-    return SpaceEnv(OBSERVATION_SPACES[policy], algo.action_space(action_dtype))
-
-
-def observations(space: spaces.Space, n: int) -> Any:
-    space.seed(0)
-    samples = [space.sample() for _ in range(n)]
-    if isinstance(space, spaces.Dict):
-        return {key: np.stack([sample[key] for sample in samples]) for key in space.spaces}
-    return np.stack(samples)
-
-
-def assert_same_parameters(model: BaseAlgorithm, other: BaseAlgorithm) -> None:
-    for (name, param), (_, other_param) in zip(
-        model.policy.state_dict().items(), other.policy.state_dict().items(), strict=True
-    ):
-        assert th.equal(param, other_param), name
+def space_env(algo: Algo, policy: str = "MlpPolicy", action_dtype: type = np.float32) -> ActionCostEnv:
+    return ActionCostEnv(OBSERVATION_SPACES[policy], algo.action_space(action_dtype))
 
 
 def assert_finite(model: BaseAlgorithm) -> None:
@@ -143,7 +116,7 @@ def test_constructor_signature_and_policies_are_sb3s():
 @pytest.mark.parametrize("algo", ALGOS)
 def test_save_load_every_policy_type_exact_match(algo, policy, tmp_path):
     model = algo.make(space_env(algo, policy), policy, seed=0).learn(40)
-    obs = observations(model.observation_space, 5)
+    obs = sample_observations(model.observation_space, 5)
     expected, _ = model.predict(obs, deterministic=True)
     model.save(tmp_path / "model")
     loaded = algo.cls.load(tmp_path / "model", env=space_env(algo, policy), device="cpu")
@@ -215,7 +188,7 @@ def test_gsde_on_and_off(algo, use_sde, tmp_path):
     else:
         with pytest.raises(AssertionError, match="only available when using gSDE"):
             model.actor.get_std()
-    obs = observations(model.observation_space, 4)
+    obs = sample_observations(model.observation_space, 4)
     expected, _ = model.predict(obs, deterministic=True)
     model.save(tmp_path / "model")
     loaded = algo.cls.load(tmp_path / "model", device="cpu")
@@ -253,7 +226,7 @@ def running_means(model: BaseAlgorithm) -> list[th.Tensor]:
 def test_train_and_eval_mode(algo):
     policy_kwargs = {**algo.policy_kwargs, "features_extractor_class": BatchNormExtractor}
     model = algo.make(policy_kwargs=policy_kwargs, learning_starts=1_000, seed=0).learn(30)  # collect, no training
-    obs = observations(model.observation_space, 6)
+    obs = sample_observations(model.observation_space, 6)
     before = running_means(model)
     model.predict(obs, deterministic=True)
     assert not model.policy.training
@@ -447,7 +420,7 @@ def test_not_an_env_and_unsupported_action_space_raise_sb3s_errors(algo):
         algo.cls("MlpPolicy", 42)
     wrong_actions = spaces.Box(-1, 1, (2,), np.float32) if algo.discrete else spaces.Discrete(3)
     with pytest.raises(AssertionError):
-        algo.cls("MlpPolicy", SpaceEnv(OBSERVATION_SPACES["MlpPolicy"], wrong_actions))
+        algo.cls("MlpPolicy", ActionCostEnv(OBSERVATION_SPACES["MlpPolicy"], wrong_actions))
 
 
 @pytest.mark.parametrize("algo", COURSE)

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import cloudpickle
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch as th
@@ -18,6 +17,7 @@ from stable_baselines3 import A2C
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from test_conformance import SpaceEnv, sample_observations
 from torch import nn
 
 from sb3_course import A3C
@@ -40,35 +40,15 @@ SETTINGS: dict[type[BaseAlgorithm], dict[str, Any]] = {
 CLASSES = [pytest.param(cls, id=cls.__name__) for cls in SETTINGS]
 
 
-class PlainEnv(gym.Env):
-    """An env class with no registered id (no ``EnvSpec``); episodes of 10 steps."""
+class PlainEnv(SpaceEnv):
+    """:class:`SpaceEnv` (an env class with no registered id, no ``EnvSpec``) with reward ``t mod 3``."""
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
-        self.observation_space, self.action_space = observation_space, action_space
-        self.t = 0
-
-    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
-        super().reset(seed=seed)
-        if seed is not None:
-            self.observation_space.seed(seed)
-        self.t = 0
-        return self.observation_space.sample(), {}
-
-    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-        self.t += 1
-        return self.observation_space.sample(), float(self.t % 3), False, self.t >= 10, {}
+    def reward(self, obs: Any, action: Any) -> float:
+        return float(self.t % 3)
 
 
 def make(cls: type[BaseAlgorithm], policy: str = "MlpPolicy", env: Any = "CartPole-v1", **kwargs: Any) -> BaseAlgorithm:
     return cls(policy, env, **{**SETTINGS[cls], **kwargs})
-
-
-def observations(space: spaces.Space, n: int) -> Any:
-    space.seed(1)
-    samples = [space.sample() for _ in range(n)]
-    if isinstance(space, spaces.Dict):
-        return {key: np.stack([sample[key] for sample in samples]) for key in space.spaces}
-    return np.stack(samples)
 
 
 def test_every_a2c_argument_is_an_a3c_argument_at_the_same_position():
@@ -88,7 +68,7 @@ def test_policies_learn_save_load_with_exact_predictions(cls, policy, tmp_path):
     model = make(cls, policy, env, seed=0, policy_kwargs=dict(net_arch=[8]))
     model.learn(96)  # a multiple of A2C's n_steps
     assert model.num_timesteps == 96 and len(model.ep_info_buffer) >= 9
-    obs = observations(OBSERVATIONS[policy], 5)
+    obs = sample_observations(OBSERVATIONS[policy], 5, seed=1)
     actions, _ = model.predict(obs, deterministic=True)
     model.save(tmp_path / "model.zip")
     loaded = cls.load(tmp_path / "model.zip", env=PlainEnv(OBSERVATIONS[policy], spaces.Discrete(3)))
@@ -124,7 +104,7 @@ def test_multi_discrete_and_multi_binary_actions(cls, space_name, tmp_path):
     model = make(cls, env=CheckedActionsEnv(obs_space, action_space), seed=0, policy_kwargs=dict(net_arch=[8]))
     model.learn(200)  # A3C's worker raises (A3CWorkerError) on an action the env refuses
     assert model.num_timesteps == 200 and len(model.ep_info_buffer) >= 19
-    obs = observations(obs_space, 5)
+    obs = sample_observations(obs_space, 5, seed=1)
     for deterministic in (True, False):
         actions, _ = model.predict(obs, deterministic=deterministic)
         assert actions.shape == (5, *action_space.shape) and actions.dtype == dtype
@@ -132,7 +112,7 @@ def test_multi_discrete_and_multi_binary_actions(cls, space_name, tmp_path):
     action, _ = model.predict(obs[0], deterministic=True)
     assert action.shape == action_space.shape and action.dtype == dtype and action_space.contains(action)
     # The sampled actions vary: every dimension takes more than one value over 100 samples
-    samples = model.predict(observations(obs_space, 100))[0]
+    samples = model.predict(sample_observations(obs_space, 100, seed=1))[0]
     assert all(len(np.unique(samples[:, i])) > 1 for i in range(samples.shape[1]))
     model.save(tmp_path / "model.zip")
     loaded = cls.load(tmp_path / "model.zip", env=CheckedActionsEnv(obs_space, action_space))

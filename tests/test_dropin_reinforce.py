@@ -20,13 +20,13 @@ from stable_baselines3.common.callbacks import (
     BaseCallback,
     CheckpointCallback,
     EvalCallback,
-    ProgressBarCallback,
     StopTrainingOnMaxEpisodes,
 )
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize
+from test_conformance import sample_observations
 
 from sb3_course import REINFORCE
 from sb3_course.zoo import SB3_COURSE_POLICIES
@@ -91,13 +91,6 @@ def make(cls, env, **kwargs):
     n_envs = env.num_envs if isinstance(env, VecEnv) else 1
     extra = dict(n_episodes=max(2, n_envs)) if cls is REINFORCE and kwargs.get("n_steps") is None else {}
     return cls(env=env, **{**tiny(), **extra, **kwargs})
-
-
-def sample_observations(space: spaces.Space, n: int):
-    samples = [space.sample() for _ in range(n)]
-    if isinstance(space, spaces.Dict):
-        return {key: np.stack([s[key] for s in samples]) for key in space.spaces}
-    return np.stack(samples)
 
 
 POLICY_ENVS = {
@@ -313,17 +306,9 @@ def test_tensorboard(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_progress_bar_counts_every_step(cls, monkeypatch):
-    bars: list = []
-
-    class RecordingBar(ProgressBarCallback):
-        def _on_training_end(self) -> None:
-            bars.append((self.pbar.total, self.pbar.n))
-            super()._on_training_end()
-
-    monkeypatch.setattr(base_class, "ProgressBarCallback", RecordingBar)
+def test_progress_bar_counts_every_step(cls, progress_bars):
     model = make(cls, make_vec_env("CartPole-v1", n_envs=2), policy="MlpPolicy").learn(200, progress_bar=True)
-    assert bars == [(200, model.num_timesteps)] and model.num_timesteps >= 200
+    assert progress_bars == [(200, model.num_timesteps)] and model.num_timesteps >= 200
 
 
 def _fake_cuda(monkeypatch) -> None:

@@ -9,9 +9,7 @@ import pytest
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import A2C
-from stable_baselines3.common import base_class
 from stable_baselines3.common.buffers import RolloutBuffer
-from stable_baselines3.common.callbacks import ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
@@ -189,18 +187,10 @@ def test_save_load_predict(tmp_path):
     assert loaded.n_episodes == 2 and loaded.gamma == 1.0
 
 
-def test_progress_bar_ends_at_the_budget(monkeypatch):
+def test_progress_bar_ends_at_the_budget(progress_bars):
     # The budget cuts the last batch, so the bar (which counts every env step) ends exactly at its total
-    bars: list = []
-
-    class RecordingBar(ProgressBarCallback):
-        def _on_training_end(self) -> None:
-            bars.append((self.pbar.total, self.pbar.n))
-            super()._on_training_end()
-
-    monkeypatch.setattr(base_class, "ProgressBarCallback", RecordingBar)
     model = REINFORCE("MlpPolicy", "CartPole-v1", policy_kwargs=TINY, seed=0).learn(200, progress_bar=True)
-    assert bars == [(200, 200)] and model.num_timesteps == 200 and model._n_updates > 0
+    assert progress_bars == [(200, 200)] and model.num_timesteps == 200 and model._n_updates > 0
 
 
 def test_budget_cuts_the_last_batch_which_is_not_trained_on():
