@@ -14,7 +14,7 @@ from stable_baselines3.common.preprocessing import is_image_space, is_image_spac
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
-from sb3_course.common.validation import UnsupportedSpaceError, check_in_range
+from sb3_course.common.validation import UnsupportedSpaceError, check_int
 
 CHANNELS_ORDERS = ("first", "last")
 
@@ -111,7 +111,7 @@ class FrameStackReplayBuffer(ReplayBuffer):
             )
         if not isinstance(n_stack, (int, np.integer)) or isinstance(n_stack, bool):
             raise ValueError(f"n_stack must be an int, got {n_stack!r}")
-        check_in_range("n_stack", n_stack, 1, 127)  # obs_history is int8
+        check_int("n_stack", n_stack, 1, 127)  # obs_history is int8
         if channels_order is None:
             channels_first = is_image_space(observation_space) and is_image_space_channels_first(observation_space)
         elif channels_order in CHANNELS_ORDERS:

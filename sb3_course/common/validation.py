@@ -34,7 +34,7 @@ def check_int(name: str, value: object, low: int = 1, high: float = math.inf) ->
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {_describe(value)}")
-    check_in_range(name, int(value), low, high)
+    _check_range(name, int(value), low, high)
     return int(value)
 
 
@@ -65,31 +65,14 @@ def check_float(
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, got nan")
-    check_in_range(name, value, low, high, low_inclusive, high_inclusive)
+    _check_range(name, value, low, high, low_inclusive, high_inclusive)
     return value
 
 
-def check_in_range(
-    name: str,
-    value: float,
-    low: float,
-    high: float,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
+def _check_range(
+    name: str, value: float, low: float, high: float, low_inclusive: bool = True, high_inclusive: bool = True
 ) -> None:
-    """
-    Raise a ``ValueError`` naming the hyperparameter when ``value`` lies outside ``[low, high]``
-    (``TypeError`` when it is not a number).
-
-    :param name: hyperparameter name, as the user passes it
-    :param value: the value given
-    :param low: lower bound
-    :param high: upper bound
-    :param low_inclusive: whether ``low`` itself is allowed
-    :param high_inclusive: whether ``high`` itself is allowed
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {_describe(value)}")
+    """Raise a ``ValueError`` naming the hyperparameter when the number ``value`` lies outside the range."""
     above_low = value >= low if low_inclusive else value > low
     below_high = value <= high if high_inclusive else value < high
     if not (above_low and below_high):
@@ -254,7 +237,7 @@ def check_ent_coef(name: str, value: object) -> object:
     if isinstance(value, str) and value.startswith("auto_"):
         _as_number(name, value.removeprefix("auto_"), expected)
     else:
-        check_in_range(name, _as_number(name, value, expected), 0.0, math.inf)
+        check_float(name, _as_number(name, value, expected), 0.0)
     return value
 
 
