@@ -25,39 +25,12 @@ COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
 COURSE_ENCODER_DIM = 64
 
 
-class _InwardClamp(th.autograd.Function):
-    """
-    ``clamp(x, -1, 1)`` whose backward pass also lets through, on an output past a bound, a gradient that moves it
-    back towards the bounds (a descent step ``x - lr * g`` with ``g > 0`` above 1, ``g < 0`` below -1), and zero
-    for one that pushes it further out: the "inverting gradients" idea of Hausknecht & Stone (2016) in its
-    simplest form. The plain clamp passes nothing outside the bounds, so an actor whose outputs all leave them
-    never comes back.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: th.Tensor) -> th.Tensor:
-        ctx.save_for_backward(x)
-        return x.clamp(-1.0, 1.0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: th.Tensor) -> th.Tensor:
-        (x,) = ctx.saved_tensors
-        # inside: d clamp / dx = 1; outside: only the inward part of the gradient
-        passes = (x.abs() <= 1) | ((x > 1) & (grad > 0)) | ((x < -1) & (grad < 0))
-        return grad * passes
-
-
-# clamp_gradient -> the actor's output clamp
-CLAMPS = {"zero": lambda x: x.clamp(-1.0, 1.0), "inward": _InwardClamp.apply}
-
-
 class ClampedActor(Actor):
     """
     Deterministic actor of the course DDPG: an MLP with identity output, clamped to [-1, 1].
 
     It works in SB3's normalised action space, so ``clamp(-1, 1)`` here is the notes' ``clamp(low, high)``
-    and ``predict`` rescales to the env's bounds as for SB3's tanh actor. ``clamp_gradient`` (set by the policy)
-    is ``"zero"`` (the notes' clamp: no gradient past a bound) or ``"inward"`` (:class:`_InwardClamp`).
+    and ``predict`` rescales to the env's bounds as for SB3's tanh actor.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -85,11 +58,10 @@ class ClampedActor(Actor):
         # of a batch): the fused MLP's backward pass skips them
         mlp = create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn)
         self.mu = with_sparse_grad_rows(nn.Sequential(*mlp))
-        self.clamp_gradient = "zero"
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes (or only inward ones)
-        return CLAMPS[self.clamp_gradient](super().forward(obs))
+        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
+        return super().forward(obs).clamp(-1.0, 1.0)
 
 
 def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
@@ -299,8 +271,6 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     :param n_critics: number of Q-networks (course: 1)
     :param actor_output: ``"clamp"`` (course: identity output clamped to the bounds, no gradient past them) or
         ``"tanh"`` (SB3's actor: tanh output), for comparing the two
-    :param clamp_gradient: ``"zero"`` (course: the clamp passes no gradient past a bound) or ``"inward"``
-        (gradients that move an output past a bound back towards it pass, so a saturated actor can recover)
     :param final_layer_init: when given, the last layer of the actor and of each Q-network is drawn from
         U(-final_layer_init, final_layer_init) (the DDPG paper's 3e-3); ``None``: PyTorch's default (the notes')
     :param kwargs: other keyword arguments of ``TD3Policy``
@@ -325,12 +295,8 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         n_critics: int = 1,
         actor_output: Literal["clamp", "tanh"] = "clamp",
         final_layer_init: float | None = None,
-        clamp_gradient: Literal["zero", "inward"] = "zero",
         **kwargs: Any,
     ) -> None:
-        if clamp_gradient not in CLAMPS:
-            raise ValueError(f"clamp_gradient must be one of {tuple(CLAMPS)}, got {clamp_gradient!r}")
-        self.clamp_gradient = clamp_gradient
         if actor_output not in ACTOR_OUTPUTS:
             raise ValueError(f"actor_output must be one of {tuple(ACTOR_OUTPUTS)}, got {actor_output!r}")
         if final_layer_init is not None:
@@ -350,15 +316,12 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
             action_encoder_dim=self.action_encoder_dim,
             actor_output=self.actor_output,
             final_layer_init=self.final_layer_init,
-            clamp_gradient=self.clamp_gradient,
         )
         return data
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         actor = ACTOR_OUTPUTS[self.actor_output](**actor_kwargs)
-        if isinstance(actor, ClampedActor):
-            actor.clamp_gradient = self.clamp_gradient
         init_final_layer(actor.mu, self.final_layer_init)  # type: ignore[arg-type]
         return fuse_relu_mlps(actor.to(self.device))
 
