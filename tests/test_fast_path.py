@@ -25,6 +25,7 @@ from sb3_course import CourseDDPG, CourseDQN, CourseSAC
 from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, set_module_mode, soft_update
 from sb3_course.common.fused_mlp import fuse_relu_mlps
 from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
+from sb3_course.sac.policies import CourseSACPolicy, TanhLogStdActor
 
 NOT_FUSED = dict(optimizer_kwargs=dict(fused=False))
 OFF_POLICY = dict(learning_starts=50, buffer_size=1_000, batch_size=16, seed=3)
@@ -140,9 +141,30 @@ def test_fast_path_equals_sb3_path(case):
         np.testing.assert_array_equal(actions, reference.predict(obs, deterministic=deterministic)[0])
 
 
+def changed_kernel(*args: Any, **kwargs: Any) -> None:
+    raise TypeError("_fused_adam_() got an unexpected keyword argument 'beta1'")
+
+
+@pytest.mark.parametrize("private_api", ["present", "missing", "changed"])
 @pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
-def test_fused_adam_equals_sb3_adam_to_float_rounding(case):
-    # Batch for batch (same buffer, same draws): the fused kernel orders some float32 operations differently
+def test_fused_adam_equals_sb3_adam_to_float_rounding(case, private_api, monkeypatch):
+    # Batch for batch (same buffer, same draws): the fused kernel orders some float32 operations differently.
+    # Without th._fused_adam_ (a torch that lacks it, or whose kernel takes other arguments), every step goes
+    # through the public Adam.step with the same result.
+    import sb3_course.common.fast_path as fast_path
+
+    if private_api == "missing":  # a torch release that renamed the kernel
+        names = [
+            (owner, "_fused_adam_renamed" if name == "_fused_adam_" else name) for owner, name in fast_path.PRIVATE_ADAM_NAMES
+        ]
+        monkeypatch.setattr(fast_path, "PRIVATE_ADAM_NAMES", names)
+    monkeypatch.setattr(fast_path, "FUSED_ADAM_API", fast_path.private_adam_api())
+    assert (fast_path.FUSED_ADAM_API is None) == (private_api == "missing")
+    if private_api == "changed":  # a torch release whose kernel takes other arguments
+        monkeypatch.setattr(fast_path, "FUSED_ADAM_API", (th._foreach_add_, changed_kernel, *fast_path.FUSED_ADAM_API[2:]))
+    taken = []
+    fused_adam_step = fast_path.fused_adam_step
+    monkeypatch.setattr(fast_path, "fused_adam_step", lambda optimizer: taken.append(fused_adam_step(optimizer)) or taken[-1])
     fused, single = fast_model(case), fast_model(case, NOT_FUSED["optimizer_kwargs"])
     optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
     assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
@@ -159,6 +181,7 @@ def test_fused_adam_equals_sb3_adam_to_float_rounding(case):
     for (name, param), other in zip(fused.policy.state_dict().items(), single.policy.state_dict().values(), strict=True):
         # after 100 steps the largest difference is about 6e-8 (a few float32 ulps)
         np.testing.assert_allclose(param, other, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert any(taken) == (private_api == "present") and (fast_path.FUSED_ADAM_API is None) == (private_api != "present")
 
 
 def test_fused_adam_step_equals_adam_step_and_leaves_the_rest_to_it():
@@ -193,6 +216,15 @@ def test_fused_adam_step_equals_adam_step_and_leaves_the_rest_to_it():
         other_net(x).sum().backward()
         other.step()
         assert not fused_adam_step(other)
+    # A kernel whose arguments changed (a torch release): nothing done, the step counts as they were, and from
+    # then on every step is Adam.step's
+    import sb3_course.common.fast_path as fast_path
+
+    steps = [state["step"].clone() for state in optimizer.state.values()]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_path, "FUSED_ADAM_API", (th._foreach_add_, changed_kernel, *fast_path.FUSED_ADAM_API[2:]))
+        assert not fused_adam_step(optimizer) and fast_path.FUSED_ADAM_API is None
+        assert all(th.equal(state["step"], step) for state, step in zip(optimizer.state.values(), steps, strict=True))
     handle = optimizer.register_step_pre_hook(lambda *args: None)
     assert not fused_adam_step(optimizer)
     handle.remove()
@@ -470,3 +502,48 @@ def test_image_and_dict_policies_take_sb3s_predict_and_fuse_only_mlps(cls, polic
             assert type(module) is nn.Sequential
     # (CourseDQN's CnnPolicy and MultiInputPolicy are SB3's own, unfused)
     assert any(type(module) is ReluMLP for module in model.policy.modules()) == (cls is not CourseDQN)
+
+
+class LayerNormSACPolicy(CourseSACPolicy):
+    """The course SAC policy with a LayerNorm after the actor's first layer: a network the fast path does not cover."""
+
+    def make_actor(self, features_extractor=None):
+        actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
+        actor = TanhLogStdActor(**actor_kwargs)
+        actor.latent_pi = nn.Sequential(actor.latent_pi[0], nn.LayerNorm(8), *list(actor.latent_pi)[1:])
+        return self.fuse(actor.to(self.device))
+
+
+@pytest.mark.parametrize(
+    ("cls", "env_id", "policy", "policy_kwargs", "expected"),
+    [
+        (CourseDQN, "CartPole-v1", "MlpPolicy", dict(activation_fn=nn.Tanh), ["QNetwork.q_net (", "Tanh"]),
+        (
+            CourseDDPG, "Pendulum-v1", "MlpPolicy", dict(activation_fn=nn.Tanh, state_encoder_dim=4, action_encoder_dim=4),
+            ["ClampedActor.mu (", "EncoderCritic.qf0.state_encoder (", "EncoderCritic.qf0.q_estimator ("],
+        ),
+        (CourseSAC, "Pendulum-v1", "MlpPolicy", dict(activation_fn=nn.Tanh), ["TanhLogStdActor.latent_pi (", "qf1 ("]),
+        (CourseSAC, "Pendulum-v1", LayerNormSACPolicy, {}, ["TanhLogStdActor.latent_pi (", "Linear, LayerNorm, ReLU, "]),
+    ],
+    ids=["CourseDQN-Tanh", "CourseDDPG-Tanh", "CourseSAC-Tanh", "CourseSAC-LayerNorm"],
+)  # fmt: skip
+def test_networks_the_fast_path_does_not_cover_are_named_once_at_verbose_1(
+    cls, env_id, policy, policy_kwargs, expected, capsys
+):
+    from sb3_course.common.fused_mlp import ReluMLP
+
+    kwargs = dict(policy_kwargs=dict(net_arch=[8, 8], **policy_kwargs), learning_starts=20, batch_size=8, seed=0)
+    cls(policy, env_id, verbose=0, **kwargs)
+    assert "fast path" not in capsys.readouterr().out
+    model = cls(policy, env_id, verbose=1, **kwargs)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "fast path" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{cls.__name__}: the fast path does not cover ")
+    assert all(name in lines[0] for name in expected), lines[0]
+    named = lines[0].split(": ")[1].split("; ")
+    assert len(set(named)) == len(named)  # the target networks are not named again
+    # The networks it covers stay fused, and the model trains
+    if policy is LayerNormSACPolicy:
+        assert type(model.critic.qf0) is ReluMLP and type(model.actor.latent_pi) is nn.Sequential
+    model.learn(40)
+    assert model._n_updates > 0
+    assert "fast path" not in capsys.readouterr().out

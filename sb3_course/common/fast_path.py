@@ -26,11 +26,12 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.utils import obs_as_tensor
 from torch.optim import optimizer as torch_optimizer
 
+from sb3_course.common.fused_mlp import fuse_relu_mlps, uncovered_mlps
+
 ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 
-# Adam options that fused_adam_step leaves to Adam.step, and the global optimizer step hooks it checks for
+# Adam options that fused_adam_step leaves to Adam.step
 _ADAM_FLAGS = ("amsgrad", "capturable", "differentiable", "decoupled_weight_decay")
-_GLOBAL_OPTIMIZER_HOOKS = (torch_optimizer._global_optimizer_pre_hooks, torch_optimizer._global_optimizer_post_hooks)
 
 # Adam variants with a fused (one kernel for all parameters) implementation, and the devices it runs on here
 FUSED_OPTIMIZERS = (th.optim.Adam, th.optim.AdamW)
@@ -86,12 +87,19 @@ class FastOffPolicyMixin:
     observation_space: spaces.Space
     policy_kwargs: dict[str, Any]
     device: th.device
+    verbose: int
 
     def _setup_model(self) -> None:
         if self.replay_buffer_class is None and self.n_steps == 1 and not isinstance(self.observation_space, spaces.Dict):
             self.replay_buffer_class = ZeroCopyReplayBuffer
         self.policy_kwargs = with_fused_adam(self.policy_kwargs, self.device)
         super()._setup_model()  # type: ignore[misc]
+        misses = getattr(self.policy, "fast_path_misses", [])  # type: ignore[attr-defined]
+        if misses and self.verbose >= 1:
+            print(
+                f"{type(self).__name__}: the fast path does not cover {'; '.join(misses)}: "
+                "autograd runs these layer by layer (same results, more time per step)"
+            )
 
     def _keep_parameter_lists(self, **modules: th.nn.Module) -> None:
         """
@@ -139,6 +147,20 @@ class FastPolicyMixin:
     """
 
     trained_modules: ClassVar[tuple[str, ...]] = ()
+
+    def fuse(self, module: ModuleT) -> ModuleT:
+        """
+        ``module`` with its ReLU MLPs fused (:func:`sb3_course.common.fused_mlp.fuse_relu_mlps`); the MLPs it leaves
+        as they are join ``fast_path_misses`` (the algorithm names them at ``verbose >= 1``).
+
+        :param module: a network of the policy (an actor, a critic, a Q-network)
+        """
+        fused = fuse_relu_mlps(module)
+        misses = self.__dict__.setdefault("fast_path_misses", [])
+        for name in uncovered_mlps(fused):
+            if (miss := f"{type(fused).__name__}.{name}") not in misses:  # a target network repeats its network's
+                misses.append(miss)
+        return fused
 
     def set_training_mode(self, mode: bool) -> None:
         if not self.trained_modules:
@@ -223,25 +245,53 @@ def unshared_parameters(module: th.nn.Module, other: th.nn.Module) -> list[th.nn
     return [param for param in module.parameters() if id(param) not in shared]
 
 
+# The private PyTorch names fused_adam_step calls or reads: the step count update and the kernel that Adam.step
+# ends in, and the registries of the global optimizer step hooks
+PRIVATE_ADAM_NAMES = [
+    (th, "_foreach_add_"), (th, "_fused_adam_"),
+    (torch_optimizer, "_global_optimizer_pre_hooks"), (torch_optimizer, "_global_optimizer_post_hooks"),
+]  # fmt: skip
+
+
+def private_adam_api() -> tuple[Any, ...] | None:
+    """
+    The objects ``PRIVATE_ADAM_NAMES`` name, or ``None`` where this torch lacks one of them: then every step goes
+    through the public ``optimizer.step()``. Looked up once, at import (``FUSED_ADAM_API``).
+    """
+    found = tuple(getattr(owner, name, None) for owner, name in PRIVATE_ADAM_NAMES)
+    return None if any(value is None for value in found) else found
+
+
+FUSED_ADAM_API = private_adam_api()
+
+
 def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
     """
     ``optimizer.step()`` for a fused ``Adam`` whose state exists (after its first step): the calls that
     ``Adam.step`` ends in (``_foreach_add_`` on the step counts, then ``_fused_adam_``) on the same tensors, so the
     same update bit for bit, without ``step``'s per-call Python work (hooks, profiler scope, ``_init_group``'s
-    checks per parameter, regrouping by device: about 45 us of a 130 us critic step of CourseSAC, measured alone).
+    checks per parameter, regrouping by device).
+
+    These are private PyTorch APIs: where this torch lacks one (:func:`private_adam_api`) or the kernel refuses
+    its arguments (a ``TypeError``: its signature changed; the step counts are put back and the API is not tried
+    again), it returns ``False`` and the caller takes the public ``optimizer.step()``, the same update.
 
     :param optimizer: the optimizer
     :return: whether it took the step; ``False`` (nothing done) for anything else: another optimizer or Adam
         variant (AMSGrad, capturable, differentiable, decoupled weight decay, tensor learning rate), a first step,
         step hooks, a learning-rate scheduler (it wraps ``step``), parameters on several devices or dtypes
     """
+    global FUSED_ADAM_API
+    if FUSED_ADAM_API is None:
+        return False
+    foreach_add, fused_adam, global_pre_hooks, global_post_hooks = FUSED_ADAM_API
     if (
         type(optimizer) is not th.optim.Adam
         or "step" in optimizer.__dict__
-        or optimizer._optimizer_step_pre_hooks
-        or optimizer._optimizer_step_post_hooks
-        or _GLOBAL_OPTIMIZER_HOOKS[0]
-        or _GLOBAL_OPTIMIZER_HOOKS[1]
+        or getattr(optimizer, "_optimizer_step_pre_hooks", True)
+        or getattr(optimizer, "_optimizer_step_post_hooks", True)
+        or global_pre_hooks
+        or global_post_hooks
     ):
         return False
     work = []
@@ -253,17 +303,24 @@ def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
         if not all(states) or len({(param.device, param.dtype) for param in params}) > 1:
             return False
         work.append((group, params, states))
-    for group, params, states in work:
+    for index, (group, params, states) in enumerate(work):
         if not params:
             continue
         steps = [state["step"] for state in states]
-        th._foreach_add_(steps, 1)
+        foreach_add(steps, 1)
         beta1, beta2 = group["betas"]
-        th._fused_adam_(
-            params, [param.grad for param in params], [state["exp_avg"] for state in states],
-            [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-            beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
-        )  # fmt: skip
+        try:
+            fused_adam(
+                params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            )  # fmt: skip
+        except TypeError:
+            if index > 0:  # a signature does not change between two calls
+                raise
+            foreach_add(steps, -1)
+            FUSED_ADAM_API = None
+            return False
     return True
 
 

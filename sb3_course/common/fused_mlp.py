@@ -75,6 +75,15 @@ class NarrowInputLinear(th.nn.Linear):
     same forward pass; the weight gradient of :func:`linear_weight_grad` and the input gradient of :func:`linear_input_grad`.
     """
 
+    @classmethod
+    def of(cls, linear: th.nn.Linear) -> "NarrowInputLinear":
+        """A ``NarrowInputLinear`` on the parameters of ``linear`` (no initialisation: the random draws stay as they were)."""
+        narrow = th.nn.utils.skip_init(
+            cls, linear.in_features, linear.out_features, bias=linear.bias is not None, device="meta"
+        )
+        narrow.weight, narrow.bias = linear.weight, linear.bias
+        return narrow.train(linear.training)
+
     def forward(self, x: th.Tensor) -> th.Tensor:
         return _NarrowInputLinearFunction.apply(x, self.weight, self.bias)
 
@@ -211,11 +220,16 @@ class ReluMLP(th.nn.Sequential):
     runs as one autograd node (:class:`_ReluMLPFunction`), or without autograd as plain ``F.linear`` / ``relu``
     calls. The same parameters and state dict; the same outputs, and the same gradients (to float rounding for a
     layer with at most ``NARROW_INPUTS`` inputs, as :class:`NarrowInputLinear`). Made by :func:`fuse_relu_mlps`.
+
+    :param layers: the layers (the modules themselves, not copies)
+    :param sparse_grad_rows: whether the output gradient is often zero on whole rows (a clamped actor's): see
+        :func:`relu_mlp_backward`
     """
 
-    relu_after_last: bool
-    # Whether the output gradient is often zero on whole rows (a clamped actor's): see relu_mlp_backward
-    sparse_grad_rows: bool = False
+    def __init__(self, *layers: th.nn.Module, sparse_grad_rows: bool = False) -> None:
+        super().__init__(*layers)
+        self.relu_after_last = type(layers[-1]) is th.nn.ReLU
+        self.sparse_grad_rows = sparse_grad_rows
 
     def forward(self, x: th.Tensor) -> th.Tensor:
         layers = self._modules.values()
@@ -230,7 +244,7 @@ class ReluMLP(th.nn.Sequential):
 
 
 def _is_relu_mlp(module: th.nn.Module) -> bool:
-    layers = list(module._modules.values())
+    layers = list(module.children())
     return (
         type(module) is th.nn.Sequential
         and len(layers) > 0
@@ -250,19 +264,40 @@ def with_sparse_grad_rows(mlp: ModuleT) -> ModuleT:
     return mlp
 
 
+def _fused(module: th.nn.Module) -> th.nn.Module:
+    """A :class:`ReluMLP` of the layers of ``module`` if it is a ReLU MLP, else ``module``."""
+    if not _is_relu_mlp(module):
+        return module
+    mlp = ReluMLP(*module.children(), sparse_grad_rows=module.__dict__.get("sparse_grad_rows", False))
+    return mlp.train(module.training)
+
+
 def fuse_relu_mlps(module: ModuleT) -> ModuleT:
     """
-    In place: every ``nn.Sequential`` of ``module`` that is ``Linear, ReLU, ..., Linear[, ReLU]`` becomes a
-    :class:`ReluMLP`, and every other plain ``nn.Linear`` with at most ``NARROW_INPUTS`` inputs a
-    :class:`NarrowInputLinear` (same parameters, buffers and state dict).
+    ``module`` whose every ``nn.Sequential`` that is ``Linear, ReLU, ..., Linear[, ReLU]`` is replaced by a
+    :class:`ReluMLP` of the same layers (same parameters and state dict; ``module`` itself when it is one), and
+    every other plain ``nn.Linear`` with at most ``NARROW_INPUTS`` inputs by a :class:`NarrowInputLinear` on its
+    parameters. Anything else stays as it is (:func:`uncovered_mlps` names it).
     """
-    fused: set[int] = set()
-    for layer in list(module.modules()):
-        if _is_relu_mlp(layer):
-            layer.__class__ = ReluMLP
-            layer.__dict__["relu_after_last"] = type(list(layer._modules.values())[-1]) is th.nn.ReLU
-            fused.update(id(inner) for inner in layer.modules())
-    for layer in module.modules():
-        if type(layer) is th.nn.Linear and layer.in_features <= NARROW_INPUTS and id(layer) not in fused:
-            layer.__class__ = NarrowInputLinear
-    return module
+    fused = _fused(module)
+    for parent in list(fused.modules()):
+        for name, child in list(parent.named_children()):
+            if (replacement := _fused(child)) is not child:
+                setattr(parent, name, replacement)
+    for parent in list(fused.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is th.nn.Linear and child.in_features <= NARROW_INPUTS and type(parent) is not ReluMLP:
+                setattr(parent, name, NarrowInputLinear.of(child))
+    return fused  # type: ignore[return-value]
+
+
+def uncovered_mlps(module: th.nn.Module) -> list[str]:
+    """
+    The ``nn.Sequential`` of ``module`` with a ``nn.Linear`` that :func:`fuse_relu_mlps` left as they are (another
+    activation, a normalisation layer): each as its name and its layers' types.
+    """
+    return [
+        f"{name or type(module).__name__} ({', '.join(type(layer).__name__ for layer in child)})"
+        for name, child in module.named_modules()
+        if type(child) is th.nn.Sequential and any(isinstance(layer, th.nn.Linear) for layer in child)
+    ]

@@ -13,7 +13,6 @@ from torch import nn
 from sb3_course.common.fast_path import FastPolicyMixin
 from sb3_course.common.fused_mlp import (
     ReluMLP,
-    fuse_relu_mlps,
     relu_mlp_backward,
     relu_mlp_forward,
     with_sparse_grad_rows,
@@ -323,7 +322,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         actor = ACTOR_OUTPUTS[self.actor_output](**actor_kwargs)
         init_final_layer(actor.mu, self.final_layer_init)  # type: ignore[arg-type]
-        return fuse_relu_mlps(actor.to(self.device))
+        return self.fuse(actor.to(self.device))
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
@@ -332,7 +331,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         )
         for q_net in critic.q_networks:
             init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr,arg-type]
-        return fuse_relu_mlps(critic.to(self.device))
+        return self.fuse(critic.to(self.device))
 
 
 class CourseDDPGCnnPolicy(CourseDDPGPolicy):

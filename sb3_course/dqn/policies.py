@@ -5,7 +5,6 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from stable_baselines3.dqn.policies import MultiInputPolicy as SB3MultiInputPolicy
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import fuse_relu_mlps
 
 # The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (002, ``Brain.__init__``)
 COURSE_NET_ARCH = [32, 32]
@@ -32,8 +31,8 @@ class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
         super().__init__(*args, **kwargs)
 
     def make_q_net(self) -> QNetwork:
-        # The MLP as one autograd node (sb3_course.common.fast_path.ReluMLP)
-        return fuse_relu_mlps(super().make_q_net())
+        # The MLP as one autograd node (sb3_course.common.fused_mlp.ReluMLP)
+        return self.fuse(super().make_q_net())
 
 
 MlpPolicy = CourseDQNPolicy

@@ -17,7 +17,7 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import fuse_relu_mlps, linear_input_grad, linear_weight_grad
+from sb3_course.common.fused_mlp import linear_input_grad, linear_weight_grad
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
@@ -152,10 +152,10 @@ class CourseSACPolicy(FastPolicyMixin, SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return fuse_relu_mlps(TanhLogStdActor(**actor_kwargs).to(self.device))
+        return self.fuse(TanhLogStdActor(**actor_kwargs).to(self.device))
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return fuse_relu_mlps(super().make_critic(features_extractor))
+        return self.fuse(super().make_critic(features_extractor))
 
 
 class CourseSACCnnPolicy(CourseSACPolicy):
