@@ -6,7 +6,7 @@ same code everywhere, so the test itself is exercised without a GPU.
 
 - The fast path of CourseDQN, CourseDDPG and CourseSAC against SB3's own ``train()`` on CUDA: the comparisons of
   ``tests/test_fast_path.py`` (bit for bit, and fused Adam to float32 rounding) with ``device="cuda"``.
-- The fused networks (ReLU MLPs, CourseDDPG's encoder Q-network, CourseSAC's sampling head) against the plain
+- The fused networks (ReLU MLPs, CourseSAC's sampling head) against the plain
   modules they replace, on the device, to float32 rounding (cuBLAS and MKL round differently).
 - Learn, predict and save on the device, load on the CPU, learn there, and back, for all five classes (A3C with
   ``device="cuda"`` either works or refuses at construction with one line).
@@ -33,7 +33,7 @@ from torch import nn
 
 from sb3_course import A3C, REINFORCE, CourseDDPG, CourseDQN, CourseSAC
 from sb3_course.common.fast_path import fused_adam_step
-from sb3_course.common.fused_mlp import NarrowInputLinear, ReluMLP
+from sb3_course.common.fused_mlp import ReluMLP
 
 CUDA = pytest.mark.skipif(not th.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is false)")
 DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=[pytest.mark.cuda, CUDA])]
@@ -129,8 +129,6 @@ def plain_copy(module: nn.Module) -> nn.Module:
     for layer in plain.modules():
         if type(layer) is ReluMLP:
             layer.__class__ = nn.Sequential
-        elif type(layer) is NarrowInputLinear:
-            layer.__class__ = nn.Linear
     return plain
 
 
@@ -157,7 +155,7 @@ def test_fused_networks_equal_plain_modules_on_device(cls, device):
     model = cls("MlpPolicy", env_id, policy_kwargs=dict(net_arch=[64, 64]), seed=0, device=device)
     assert model.device.type == device
     plain = plain_copy(model.policy)
-    assert not any(type(layer) in (ReluMLP, NarrowInputLinear) for layer in plain.modules())
+    assert not any(type(layer) is ReluMLP for layer in plain.modules())
     generator = th.Generator().manual_seed(0)
     obs = th.randn(256, *model.observation_space.shape, generator=generator).to(device)
     actions = (th.rand(256, 1, generator=generator) * 2 - 1).to(device)

@@ -2,13 +2,11 @@
 The per-step fast path shared by CourseDQN, CourseDDPG and CourseSAC: the same computation as SB3's training loop
 with less overhead per environment step (see ``docs/benchmarks.md`` for the profile it answers).
 
-- :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding)
-  and a replay buffer that hands out its samples without copying them again;
+- :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding);
 - :class:`FastPolicyMixin` (policies) takes a short path through ``predict`` for a VecEnv batch of flat
   observations and switches training / evaluation mode without nn.Module.train's Python recursion;
-- :func:`soft_update` is SB3's ``polyak_update`` in two multi-tensor calls, :func:`frozen` keeps a critic's
-  weight gradients out of an actor loss, :func:`optimizer_step` skips an infinite gradient clip and
-  :func:`mean_of` reads a list of losses with one device synchronisation;
+- :func:`frozen` keeps a critic's weight gradients out of an actor loss and :func:`optimizer_step` skips an
+  infinite gradient clip and steps a fused Adam through :func:`fused_adam_step`;
 - the networks' own fast path (fused ReLU MLPs, cheaper gradient products) is in
   :mod:`sb3_course.common.fused_mlp`.
 """
@@ -18,12 +16,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
-from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.utils import obs_as_tensor
 from torch.optim import optimizer as torch_optimizer
 
 from sb3_course.common.fused_mlp import fuse_relu_mlps, uncovered_mlps
@@ -62,36 +55,17 @@ def with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[st
     return policy_kwargs
 
 
-class ZeroCopyReplayBuffer(ReplayBuffer):
-    """
-    SB3's ``ReplayBuffer`` whose samples become tensors without a copy.
-
-    ``ReplayBuffer._get_samples`` builds every field of a batch by fancy indexing or arithmetic, so each array is
-    new and owned by nobody else; SB3's ``to_torch`` copies it once more (``th.tensor``). Here the tensor shares
-    the array's memory (``th.as_tensor``; on a GPU the transfer is the only copy). Same values, same random draws.
-    """
-
-    def to_torch(self, array: np.ndarray, copy: bool = True) -> th.Tensor:
-        return th.as_tensor(array, device=self.device)
-
-
 class FastOffPolicyMixin:
     """
-    Put before the SB3 algorithm class: its ``_setup_model`` selects the fused Adam (:func:`with_fused_adam`) and,
-    where SB3 would build its plain ``ReplayBuffer`` (no ``replay_buffer_class``, ``n_steps=1``, no ``Dict``
-    observations), the :class:`ZeroCopyReplayBuffer`.
+    Put before the SB3 algorithm class: its ``_setup_model`` selects the fused Adam (:func:`with_fused_adam`) and
+    names the networks the fast path does not cover (at ``verbose >= 1``).
     """
 
-    replay_buffer_class: type[ReplayBuffer] | None
-    n_steps: int
-    observation_space: spaces.Space
     policy_kwargs: dict[str, Any]
     device: th.device
     verbose: int
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None and self.n_steps == 1 and not isinstance(self.observation_space, spaces.Dict):
-            self.replay_buffer_class = ZeroCopyReplayBuffer
         self.policy_kwargs = with_fused_adam(self.policy_kwargs, self.device)
         super()._setup_model()  # type: ignore[misc]
         misses = getattr(self.policy, "fast_path_misses", [])  # type: ignore[attr-defined]
@@ -105,7 +79,7 @@ class FastOffPolicyMixin:
         """
         Keep the parameter list of each module in ``self.parameter_lists`` (called from ``_create_aliases``, so the
         lists follow the policy as the aliases do). ``module.parameters()`` walks the module tree in Python at every
-        call, which SB3 does for each soft update; SB3 keeps its batch-norm statistics lists the same way.
+        call; SB3 keeps its batch-norm statistics lists the same way.
         """
         self.parameter_lists = {name: list(module.parameters()) for name, module in modules.items()}
 
@@ -136,14 +110,9 @@ class FastPolicyMixin:
     """
     Put before the SB3 policy class.
 
-    ``set_training_mode`` switches the modules named in ``trained_modules`` (those SB3's policy switches: the
-    targets stay in evaluation mode) with :func:`set_module_mode`.
-
-    ``predict`` for a batch of flat (non-image) ``Box`` observations, as a VecEnv gives them every training step,
-    goes straight to ``_predict``. SB3's general path copies the batch, checks its shape against every kind of space
-    and switches the policy to evaluation mode again, although the rollout already did (here: only when
-    ``self.training`` says the policy is in training mode). Same actions; any other input (one observation,
-    images, dicts, recurrent state) takes SB3's path.
+    :meth:`fuse` runs the policy's ReLU MLPs as one autograd node each and keeps the names of the networks it does
+    not cover. ``set_training_mode`` switches the modules named in ``trained_modules`` (those SB3's policy
+    switches: the targets stay in evaluation mode) with :func:`set_module_mode`.
     """
 
     trained_modules: ClassVar[tuple[str, ...]] = ()
@@ -169,55 +138,6 @@ class FastPolicyMixin:
         for name in self.trained_modules:
             set_module_mode(getattr(self, name), mode)
         self.training = mode
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        space = self.observation_space  # type: ignore[attr-defined]
-        if (
-            state is not None
-            or not isinstance(observation, np.ndarray)
-            or not isinstance(space, spaces.Box)
-            or observation.shape[1:] != space.shape
-            or is_image_space(space)
-        ):
-            return super().predict(observation, state, episode_start, deterministic)  # type: ignore[misc]
-        if self.training:  # type: ignore[attr-defined]
-            self.set_training_mode(False)  # type: ignore[attr-defined]
-        with th.no_grad():
-            actions = self._predict(obs_as_tensor(observation, self.device), deterministic=deterministic)  # type: ignore[attr-defined]
-        action_space = self.action_space  # type: ignore[attr-defined]
-        # As BasePolicy.predict: back to the env's bounds (squashing policies) or clipped to them
-        actions = actions.cpu().numpy().reshape((-1, *action_space.shape))
-        if isinstance(action_space, spaces.Box):
-            if self.squash_output:  # type: ignore[attr-defined]
-                actions = self.unscale_action(actions)  # type: ignore[attr-defined]
-            else:
-                actions = np.clip(actions, action_space.low, action_space.high)
-        return actions, state
-
-
-def soft_update(params: Iterable[th.Tensor], target_params: Iterable[th.Tensor], tau: float) -> None:
-    """
-    theta' <- (1 - tau) * theta' + tau * theta: SB3's ``polyak_update`` (the same two operations in the same order,
-    so the same floats) as two multi-tensor calls instead of two calls per parameter tensor.
-
-    :param params: the online parameters (or running statistics)
-    :param target_params: the target ones, updated in place
-    :param tau: the soft update coefficient (1: copy)
-    """
-    params, target_params = list(params), list(target_params)
-    if len(params) != len(target_params):
-        raise ValueError(f"soft_update: {len(params)} parameters for {len(target_params)} target parameters")
-    if not params:
-        return
-    with th.no_grad():
-        th._foreach_mul_(target_params, 1 - tau)
-        th._foreach_add_(target_params, params, alpha=tau)
 
 
 @contextmanager
@@ -347,11 +267,3 @@ def optimizer_step(
         th.nn.utils.clip_grad_norm_(params, max_grad_norm)
     if not fused_adam_step(optimizer):
         optimizer.step()
-
-
-def mean_of(values: list[th.Tensor]) -> float:
-    """
-    ``np.mean`` of the values, as SB3 logs its losses (``np.mean`` of their ``.item()``, same float), with one
-    device synchronisation for the list instead of one per gradient step.
-    """
-    return float(np.mean(th.stack(values).tolist() if values else []))

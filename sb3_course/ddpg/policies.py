@@ -11,12 +11,6 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import (
-    ReluMLP,
-    relu_mlp_backward,
-    relu_mlp_forward,
-    with_sparse_grad_rows,
-)
 from sb3_course.common.validation import check_float
 
 # The course networks (000, ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
@@ -53,10 +47,8 @@ class ClampedActor(Actor):
         super().__init__(
             observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
         )
-        # The same MLP as SB3's actor without its final tanh. No gradient on the rows the clamp cuts (often most
-        # of a batch): the fused MLP's backward pass skips them
-        mlp = create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn)
-        self.mu = with_sparse_grad_rows(nn.Sequential(*mlp))
+        # The same MLP as SB3's actor without its final tanh
+        self.mu = nn.Sequential(*create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn))
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
         # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
@@ -78,70 +70,6 @@ def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
 
 # actor_output -> actor class: the course's clamped MLP, or SB3's actor (tanh output)
 ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
-
-
-def encode(
-    features: th.Tensor,
-    actions: th.Tensor,
-    state_weight: th.Tensor,
-    state_bias: th.Tensor,
-    action_weight: th.Tensor,
-    action_bias: th.Tensor,
-) -> th.Tensor:
-    """
-    ``[relu(state_encoder(s)), relu(action_encoder(a))]``: each encoder's product written straight into its
-    columns of the concatenation (``addmm`` into a strided view), the ReLU in place; bit for bit the same as
-    ``th.cat`` of the two ReLU outputs without their two buffers and the copy.
-    """
-    split = state_weight.shape[0]
-    encoded = features.new_empty(features.shape[0], split + action_weight.shape[0])
-    th.addmm(state_bias, features, state_weight.t(), out=encoded[:, :split])
-    th.addmm(action_bias, actions, action_weight.t(), out=encoded[:, split:])
-    return encoded.relu_()
-
-
-class _EncoderQFunction(th.autograd.Function):
-    """
-    :class:`EncoderQNetwork` with ReLU (its encoders and ``q_estimator`` made :class:`ReluMLP` by
-    :func:`fuse_relu_mlps`) as one autograd node: the forward pass with the operations of the three ReLU MLPs and
-    the concatenation (:func:`relu_mlp_forward`), the backward pass with theirs (:func:`relu_mlp_backward`), where
-    autograd would run three nodes and a concatenation's backward node between them. Same values and gradients
-    bit for bit.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, features: th.Tensor, actions: th.Tensor, *params: th.Tensor) -> th.Tensor:
-        state_weight, state_bias, action_weight, action_bias, *head = params
-        encoded = encode(features, actions, state_weight, state_bias, action_weight, action_bias)
-        hidden, inputs = relu_mlp_forward(encoded, head, relu_after_last=False)
-        weights = head[0::2]
-        ctx.n_layers = len(weights)
-        ctx.save_for_backward(features, actions, state_weight, action_weight, *inputs, *weights)
-        return hidden
-
-    @staticmethod
-    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        features, actions, state_weight, action_weight, *saved = ctx.saved_tensors
-        n, needs = ctx.n_layers, ctx.needs_input_grad
-        split = state_weight.shape[0]
-        encoded_state, encoded_action = saved[0][:, :split], saved[0][:, split:]  # the estimator's input
-        state_path, action_path = needs[0] or any(needs[2:4]), needs[1] or any(needs[4:6])
-        # Only the action encoder's part of the concatenation's gradient when the state path is frozen (an actor
-        # loss through the critic): half of the first estimator layer's input-gradient product
-        columns = slice(split, None) if action_path and not state_path else None
-        grad_hidden, head_grads = relu_mlp_backward(grad, saved[:n], saved[n:], needs[6:], state_path or action_path, columns)
-        if grad_hidden is None:
-            return (None,) * 6 + tuple(head_grads)
-        # the concatenation's backward: a slice per encoder, then through its ReLU and its layer
-        grad_features, grad_actions = None, None
-        state_grads: list[th.Tensor | None] = [None, None]
-        if columns is None:
-            grad_state = th.ops.aten.threshold_backward(grad_hidden[:, :split], encoded_state, 0)
-            grad_features, state_grads = relu_mlp_backward(grad_state, [features], [state_weight], needs[2:4], needs[0])
-            grad_hidden = grad_hidden[:, split:]
-        grad_action = th.ops.aten.threshold_backward(grad_hidden, encoded_action, 0)
-        grad_actions, action_grads = relu_mlp_backward(grad_action, [actions], [action_weight], needs[4:6], needs[1])
-        return (grad_features, grad_actions, *state_grads, *action_grads, *head_grads)
 
 
 class EncoderQNetwork(nn.Module):
@@ -172,21 +100,7 @@ class EncoderQNetwork(nn.Module):
         self.q_estimator = nn.Sequential(*create_mlp(state_encoder_dim + action_encoder_dim, 1, net_arch, activation_fn))
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        encoders, head = (self.state_encoder, self.action_encoder), self.q_estimator
-        if (
-            features.dim() == actions.dim() == 2
-            and all(type(encoder) is ReluMLP and len(encoder) == 2 for encoder in encoders)
-            and type(head) is ReluMLP
-            and not head.relu_after_last
-        ):
-            state, action = encoders[0][0], encoders[1][0]
-            encoder_params = [state.weight, state.bias, action.weight, action.bias]
-            if not th.is_grad_enabled():
-                return head(encode(features, actions, *encoder_params))  # type: ignore[arg-type]
-            # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
-            head_params = [param for layer in list(head)[0::2] for param in (layer.weight, layer.bias)]
-            return _EncoderQFunction.apply(features, actions, *encoder_params, *head_params)
-        return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
+        return self.q_estimator(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 
 class EncoderCritic(ContinuousCritic):

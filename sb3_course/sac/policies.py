@@ -17,7 +17,6 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import linear_input_grad, linear_weight_grad
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (003, ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
@@ -61,10 +60,8 @@ class _SquashedGaussianSample(th.autograd.Function):
         # both heads in one product each way: [g_mu, g_z] [W_mu; W_s] and [g_mu, g_z]^T h
         grad_heads = th.cat([grad_u, grad_z], dim=1)
         needs = ctx.needs_input_grad
-        grad_latent = linear_input_grad(grad_heads, th.cat([mu_weight, log_std_weight])) if needs[0] else None
-        grad_weights = (
-            linear_weight_grad(grad_heads, latent).split(mu_weight.shape[0]) if needs[1] or needs[3] else (None, None)
-        )
+        grad_latent = grad_heads @ th.cat([mu_weight, log_std_weight]) if needs[0] else None
+        grad_weights = (grad_heads.t() @ latent).split(mu_weight.shape[0]) if needs[1] or needs[3] else (None, None)
         grad_biases = grad_heads.sum(0).split(mu_weight.shape[0]) if needs[2] or needs[4] else (None, None)
         return grad_latent, grad_weights[0], grad_biases[0], grad_weights[1], grad_biases[1], None
 
