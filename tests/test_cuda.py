@@ -6,7 +6,7 @@ same code everywhere, so the test itself is exercised without a GPU.
 
 - The fast path of CourseDQN, CourseDDPG and CourseSAC against SB3's own ``train()`` on CUDA: the comparisons of
   ``tests/test_fast_path.py`` (bit for bit, and fused Adam to float32 rounding) with ``device="cuda"``.
-- The fused networks (ReLU MLPs, CourseSAC's sampling head) against the plain
+- The fused networks (ReLU MLPs) against the plain
   modules they replace, on the device, to float32 rounding (cuBLAS and MKL round differently).
 - Learn, predict and save on the device, load on the CPU, learn there, and back, for all five classes (A3C with
   ``device="cuda"`` either works or refuses at construction with one line).
@@ -28,7 +28,6 @@ from stable_baselines3 import A2C
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.sac.policies import Actor
 from torch import nn
 
 from sb3_course import A3C, REINFORCE, CourseDDPG, CourseDQN, CourseSAC
@@ -138,10 +137,8 @@ def network_outputs(model: BaseAlgorithm, policy: nn.Module, obs: th.Tensor, act
         return [policy.q_net(obs)]
     extra = []
     if isinstance(model, CourseSAC):
-        # The fused sampling head, or for the plain copy SB3's path through the distribution (the same draw)
-        sample = type(policy.actor).action_log_prob if policy is model.policy else Actor.action_log_prob
-        th.manual_seed(0)
-        actor_actions, log_prob = sample(policy.actor, obs)
+        th.manual_seed(0)  # the same draw for both
+        actor_actions, log_prob = policy.actor.action_log_prob(obs)
         extra.append(log_prob)
     else:
         actor_actions = policy.actor(obs)

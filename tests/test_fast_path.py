@@ -142,6 +142,16 @@ def changed_kernel(*args: Any, **kwargs: Any) -> None:
     raise TypeError("_fused_adam_() got an unexpected keyword argument 'beta1'")
 
 
+@pytest.mark.parametrize("case", [case.param() for case in CASES if case.cls is not CourseDDPG and not case.name])
+def test_fast_path_equals_sb3_path_through_public_fallbacks(case, monkeypatch):
+    # A torch release without the private names: module.train for the mode switch, Adam.step for the fused step
+    import sb3_course.common.fast_path as fast_path
+
+    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", False)
+    monkeypatch.setattr(fast_path, "FUSED_ADAM_API", None)
+    test_fast_path_equals_sb3_path(case)
+
+
 @pytest.mark.parametrize("private_api", ["present", "missing", "changed"])
 @pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
 def test_fused_adam_equals_sb3_adam_to_float_rounding(case, private_api, monkeypatch):
@@ -256,7 +266,13 @@ class OwnTrain(nn.Module):
         return super().train(mode)
 
 
-def test_set_module_mode_equals_train():
+@pytest.mark.parametrize("internals", [True, False])
+def test_set_module_mode_equals_train(internals, monkeypatch):
+    # False: a torch whose nn.Module keeps its flags elsewhere; set_module_mode calls module.train
+    import sb3_course.common.fast_path as fast_path
+
+    assert fast_path.module_internals()
+    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", internals)
     module = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Sequential(nn.Dropout(0.5), OwnTrain()))
     module.add_module("nothing", None)
     for mode in (False, True, False):

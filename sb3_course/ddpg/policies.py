@@ -171,8 +171,8 @@ class EncoderCritic(ContinuousCritic):
 
 class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     """
-    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (and the
-    short ``predict`` and mode-switching paths of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (fused
+    ReLU MLPs and the mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param observation_space: Observation space
     :param action_space: Action space

@@ -12,8 +12,8 @@ COURSE_NET_ARCH = [32, 32]
 
 class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
     """
-    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default (and the
-    short ``predict`` and mode-switching paths of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default (fused ReLU
+    MLPs and the mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     The policy keeps SB3's ``q_net_target`` module so that checkpoints stay interchangeable with SB3's;
     ``CourseDQN`` decides whether it is used (``use_target_network``).
