@@ -3,8 +3,8 @@ The per-step fast path shared by CourseDQN, CourseDDPG and CourseSAC: the same c
 with less overhead per environment step (see ``docs/benchmarks.md`` for the profile it answers).
 
 - :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding);
-- :class:`FastPolicyMixin` (policies) fuses the ReLU MLPs (:mod:`sb3_course.common.fused_mlp`) and switches
-  training / evaluation mode without nn.Module.train's Python recursion;
+- :class:`FastPolicyMixin` (policies) switches training / evaluation mode without nn.Module.train's Python
+  recursion;
 - :func:`frozen` keeps a critic's weight gradients out of an actor loss and :func:`optimizer_step` skips an
   infinite gradient clip and steps a fused Adam through :func:`fused_adam_step`.
 
@@ -20,8 +20,6 @@ from typing import Any, ClassVar, TypeVar
 
 import torch as th
 from torch.optim import optimizer as torch_optimizer
-
-from sb3_course.common.fused_mlp import fuse_relu_mlps, uncovered_mlps
 
 ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 
@@ -59,8 +57,8 @@ def with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[st
 
 class FastOffPolicyMixin:
     """
-    Put before the SB3 algorithm class: its ``_setup_model`` selects the fused Adam (:func:`with_fused_adam`) and
-    names the networks the fast path does not cover (at ``verbose >= 1``).
+    Put before the SB3 algorithm class: its ``_setup_model`` selects the fused Adam (:func:`with_fused_adam`) and,
+    at ``verbose >= 1``, says so where it does not apply (another optimizer, another device).
     """
 
     policy_kwargs: dict[str, Any]
@@ -68,13 +66,14 @@ class FastOffPolicyMixin:
     verbose: int
 
     def _setup_model(self) -> None:
+        chosen = {"fused", "foreach"} & (self.policy_kwargs.get("optimizer_kwargs") or {}).keys()
         self.policy_kwargs = with_fused_adam(self.policy_kwargs, self.device)
         super()._setup_model()  # type: ignore[misc]
-        misses = getattr(self.policy, "fast_path_misses", [])  # type: ignore[attr-defined]
-        if misses and self.verbose >= 1:
+        if self.verbose >= 1 and not chosen and not (self.policy_kwargs.get("optimizer_kwargs") or {}).get("fused"):
+            optimizer_class = self.policy_kwargs.get("optimizer_class", th.optim.Adam)
             print(
-                f"{type(self).__name__}: the fast path does not cover {'; '.join(misses)}: "
-                "autograd runs these layer by layer (same results, more time per step)"
+                f"{type(self).__name__}: the fast path's fused Adam does not cover {optimizer_class.__name__} on "
+                f"{th.device(self.device).type}: the optimizers take their own step() (SB3's updates, more time per step)"
             )
 
     def _keep_parameter_lists(self, **modules: th.nn.Module) -> None:
@@ -128,28 +127,11 @@ def set_module_mode(module: th.nn.Module, mode: bool) -> None:
 
 class FastPolicyMixin:
     """
-    Put before the SB3 policy class.
-
-    :meth:`fuse` runs the policy's ReLU MLPs as one autograd node each and keeps the names of the networks it does
-    not cover. ``set_training_mode`` switches the modules named in ``trained_modules`` (those SB3's policy
-    switches: the targets stay in evaluation mode) with :func:`set_module_mode`.
+    Put before the SB3 policy class: ``set_training_mode`` switches the modules named in ``trained_modules`` (those
+    SB3's policy switches: the targets stay in evaluation mode) with :func:`set_module_mode`.
     """
 
     trained_modules: ClassVar[tuple[str, ...]] = ()
-
-    def fuse(self, module: ModuleT) -> ModuleT:
-        """
-        ``module`` with its ReLU MLPs fused (:func:`sb3_course.common.fused_mlp.fuse_relu_mlps`); the MLPs it leaves
-        as they are join ``fast_path_misses`` (the algorithm names them at ``verbose >= 1``).
-
-        :param module: a network of the policy (an actor, a critic, a Q-network)
-        """
-        fused = fuse_relu_mlps(module)
-        misses = self.__dict__.setdefault("fast_path_misses", [])
-        for name in uncovered_mlps(fused):
-            if (miss := f"{type(fused).__name__}.{name}") not in misses:  # a target network repeats its network's
-                misses.append(miss)
-        return fused
 
     def set_training_mode(self, mode: bool) -> None:
         if not self.trained_modules:

@@ -171,8 +171,8 @@ class EncoderCritic(ContinuousCritic):
 
 class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     """
-    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (fused
-    ReLU MLPs and the mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (and the
+    mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -236,7 +236,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         actor = ACTOR_OUTPUTS[self.actor_output](**actor_kwargs)
         init_final_layer(actor.mu, self.final_layer_init)  # type: ignore[arg-type]
-        return self.fuse(actor.to(self.device))
+        return actor.to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
@@ -245,7 +245,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         )
         for q_net in critic.q_networks:
             init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr,arg-type]
-        return self.fuse(critic.to(self.device))
+        return critic.to(self.device)
 
 
 class CourseDDPGCnnPolicy(CourseDDPGPolicy):

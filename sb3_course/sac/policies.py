@@ -7,7 +7,6 @@ from stable_baselines3.common.distributions import (
     StateDependentNoiseDistribution,
     TanhBijector,
 )
-from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
@@ -72,7 +71,7 @@ class TanhLogStdActor(Actor):
 class CourseSACPolicy(FastPolicyMixin, SACPolicy):
     """
     Policy of the course SAC: SB3's ``SACPolicy`` (twin concat-MLP critics, default hidden sizes (256, 256))
-    with the tanh log-std actor (fused ReLU MLPs and the mode switch of
+    with the tanh log-std actor (and the mode switch of
     :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param args: positional arguments of ``SACPolicy``
@@ -86,10 +85,7 @@ class CourseSACPolicy(FastPolicyMixin, SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return self.fuse(TanhLogStdActor(**actor_kwargs).to(self.device))
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return self.fuse(super().make_critic(features_extractor))
+        return TanhLogStdActor(**actor_kwargs).to(self.device)
 
 
 class CourseSACCnnPolicy(CourseSACPolicy):
