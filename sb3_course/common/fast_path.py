@@ -16,12 +16,10 @@ Private PyTorch names each sit behind one function with the public call as fallb
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import torch as th
 from torch.optim import optimizer as torch_optimizer
-
-ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
 
 # Adam options that fused_adam_step leaves to Adam.step
 _ADAM_FLAGS = ("amsgrad", "capturable", "differentiable", "decoupled_weight_decay")
