@@ -6,8 +6,6 @@ same code everywhere, so the test itself is exercised without a GPU.
 
 - The fast path of CourseDQN, CourseDDPG and CourseSAC against SB3's own ``train()`` on CUDA: the comparisons of
   ``tests/test_fast_path.py`` (bit for bit, and fused Adam to float32 rounding) with ``device="cuda"``.
-- The fused networks (ReLU MLPs, CourseDDPG's encoder Q-network, CourseSAC's sampling head) against the plain
-  modules they replace, on the device, to float32 rounding (cuBLAS and MKL round differently).
 - Learn, predict and save on the device, load on the CPU, learn there, and back, for all five classes (A3C with
   ``device="cuda"`` either works or refuses at construction with one line).
 - REINFORCE warns on the GPU with an MLP policy (and not with a CNN policy) as SB3's A2C does.
@@ -28,12 +26,10 @@ from stable_baselines3 import A2C
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.envs import FakeImageEnv
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.sac.policies import Actor
 from torch import nn
 
 from sb3_course import A3C, REINFORCE, CourseDDPG, CourseDQN, CourseSAC
 from sb3_course.common.fast_path import fused_adam_step
-from sb3_course.common.fused_mlp import NarrowInputLinear, ReluMLP
 
 CUDA = pytest.mark.skipif(not th.cuda.is_available(), reason="needs CUDA (torch.cuda.is_available() is false)")
 DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=[pytest.mark.cuda, CUDA])]
@@ -121,55 +117,6 @@ def test_fused_adam_step_equals_adam_step_on_device(device):
         assert_same_tensors(net.state_dict(), reference.state_dict())
     assert taken == [False, True, True, True]
     assert all(state["step"].device.type == device for state in optimizer.state.values())
-
-
-def plain_copy(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` whose fused layers (:func:`fuse_relu_mlps`) are the plain ``nn`` modules again."""
-    plain = copy.deepcopy(module)
-    for layer in plain.modules():
-        if type(layer) is ReluMLP:
-            layer.__class__ = nn.Sequential
-        elif type(layer) is NarrowInputLinear:
-            layer.__class__ = nn.Linear
-    return plain
-
-
-def network_outputs(model: BaseAlgorithm, policy: nn.Module, obs: th.Tensor, actions: th.Tensor) -> list[th.Tensor]:
-    """What the training losses read from the networks of ``policy`` (the model's fused policy or a plain copy)."""
-    if isinstance(model, CourseDQN):
-        return [policy.q_net(obs)]
-    extra = []
-    if isinstance(model, CourseSAC):
-        # The fused sampling head, or for the plain copy SB3's path through the distribution (the same draw)
-        sample = type(policy.actor).action_log_prob if policy is model.policy else Actor.action_log_prob
-        th.manual_seed(0)
-        actor_actions, log_prob = sample(policy.actor, obs)
-        extra.append(log_prob)
-    else:
-        actor_actions = policy.actor(obs)
-    return [*policy.critic(obs, actions), actor_actions, *extra, *policy.critic(obs, actor_actions)]
-
-
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("cls", [CourseDQN, CourseDDPG, CourseSAC])
-def test_fused_networks_equal_plain_modules_on_device(cls, device):
-    env_id = "CartPole-v1" if cls is CourseDQN else "Pendulum-v1"
-    model = cls("MlpPolicy", env_id, policy_kwargs=dict(net_arch=[64, 64]), seed=0, device=device)
-    assert model.device.type == device
-    plain = plain_copy(model.policy)
-    assert not any(type(layer) in (ReluMLP, NarrowInputLinear) for layer in plain.modules())
-    generator = th.Generator().manual_seed(0)
-    obs = th.randn(256, *model.observation_space.shape, generator=generator).to(device)
-    actions = (th.rand(256, 1, generator=generator) * 2 - 1).to(device)
-    results = []
-    for policy in (model.policy, plain):
-        outputs = network_outputs(model, policy, obs, actions)
-        sum(output.square().sum() for output in outputs).backward()
-        results.append([*outputs, *(param.grad for param in policy.parameters())])
-    assert [tensor is None for tensor in results[0]] == [tensor is None for tensor in results[1]]
-    for fused, reference in zip(*results, strict=True):
-        if reference is not None:  # sums of 256 float32 terms in another order (or kernel): apart by about 1e-6 each
-            th.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-4)
 
 
 def make_model(cls: type[BaseAlgorithm], env_id: str, kwargs: dict[str, Any], device: str) -> BaseAlgorithm | None:

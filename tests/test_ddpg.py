@@ -229,38 +229,6 @@ def test_invalid_hyperparameters(kwargs, name):
         CourseDDPG("MlpPolicy", "Pendulum-v1", **kwargs)
 
 
-def test_inward_clamp_gradient_by_hand():
-    """d clamp / dx: 1 inside; past a bound only a gradient whose descent step moves x back inside passes."""
-    from sb3_course.ddpg.policies import CLAMPS
-
-    x = th.tensor([0.5, 1.5, 1.5, -1.5, -1.5, 1.0], requires_grad=True)
-    grad = th.tensor([2.0, 3.0, -3.0, 3.0, -3.0, -1.0])
-    CLAMPS["inward"](x).backward(grad)
-    assert x.grad.tolist() == [2.0, 3.0, 0.0, 0.0, -3.0, -1.0]
-    x.grad = None
-    CLAMPS["zero"](x).backward(grad)  # the notes' clamp: nothing past a bound
-    assert x.grad.tolist() == [2.0, 0.0, 0.0, 0.0, 0.0, -1.0]
-
-
-def test_saturated_actor_recovers_only_with_inward_gradients(tmp_path):
-    """Every output past the bound: the course clamp leaves the actor's weights as they are, the inward one moves them."""
-    moved = {}
-    for clamp_gradient in ("zero", "inward"):
-        model = CourseDDPG(
-            "MlpPolicy", "Pendulum-v1", learning_starts=64, batch_size=64, seed=0,
-            policy_kwargs=dict(net_arch=[8], clamp_gradient=clamp_gradient),
-        )  # fmt: skip
-        with th.no_grad():
-            model.actor.mu[-1].bias.fill_(5.0)  # outputs far above 1: the clamp cuts every sample
-        model.learn(65)  # one gradient step
-        weights = [param.detach().clone() for param in model.actor.parameters()]
-        model.train(gradient_steps=1, batch_size=64)
-        moved[clamp_gradient] = any(not th.equal(a, b) for a, b in zip(weights, model.actor.parameters(), strict=True))
-        model.save(tmp_path / clamp_gradient)
-        assert CourseDDPG.load(tmp_path / clamp_gradient).actor.clamp_gradient == clamp_gradient
-    assert moved == {"zero": False, "inward": True}
-
-
 def test_final_layer_init_bounds_the_last_layers():
     model = CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(final_layer_init=3e-3))
     for last in (model.actor.mu[-1], model.critic.qf0.q_estimator[-1], model.actor_target.mu[-1]):

@@ -1,9 +1,9 @@
 """
 The fast path of CourseDQN, CourseDDPG and CourseSAC (``sb3_course.common.fast_path``) computes what SB3's code
-computes: each algorithm trained through it and through SB3's own code path (SB3's ``train``, ``predict``,
-``set_training_mode``, ``ReplayBuffer`` and ``polyak_update``; for CourseDDPG also the previous concatenating
-critic) from the same seed ends with bit-identical parameters, replay buffer, losses and actions. The one
-exception, fused Adam, is compared separately, batch for batch, to float32 rounding.
+computes: each algorithm trained through it and through SB3's own code path (SB3's ``train``,
+``set_training_mode`` and ``polyak_update``; for CourseDDPG also the previous concatenating critic) from the same
+seed ends with bit-identical parameters, replay buffer, losses and actions. The one exception, fused Adam, is
+compared separately, batch for batch, to float32 rounding; its private kernel call has a tested fallback.
 """
 
 import copy
@@ -14,17 +14,14 @@ import numpy as np
 import pytest
 import torch as th
 from stable_baselines3 import DQN, SAC, TD3
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.envs import FakeImageEnv, SimpleMultiObsEnv
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.policies import BasePolicy, ContinuousCritic
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.policies import ContinuousCritic
 from torch import nn
 
 from sb3_course import CourseDDPG, CourseDQN, CourseSAC
-from sb3_course.common.fast_path import ZeroCopyReplayBuffer, frozen, set_module_mode, soft_update
-from sb3_course.common.fused_mlp import fuse_relu_mlps
+from sb3_course.common.fast_path import frozen, set_module_mode
 from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
+from sb3_course.sac.policies import CourseSACPolicy
 
 NOT_FUSED = dict(optimizer_kwargs=dict(fused=False))
 OFF_POLICY = dict(learning_starts=50, buffer_size=1_000, batch_size=16, seed=3)
@@ -93,6 +90,10 @@ CASES = [
         CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=TINY, use_sde=True, sde_sample_freq=4),
         name="CourseSAC-gSDE",
     ),
+    Case(
+        CourseSAC, SAC.train, "Pendulum-v1", dict(policy_kwargs=dict(net_arch=[8], activation_fn=nn.Tanh)),
+        name="CourseSAC-Tanh",
+    ),
 ]  # fmt: skip
 
 
@@ -106,12 +107,12 @@ def fast_model(case: Case, optimizer_kwargs: dict[str, Any] | None = None) -> An
 
 
 def sb3_path_model(case: Case) -> Any:
-    """The same algorithm through SB3's own code: its train(), predict(), set_training_mode() and ReplayBuffer."""
+    """The same algorithm through SB3's own code: its train() and set_training_mode()."""
     policy = case.policy or case.cls.policy_aliases["MlpPolicy"]
-    sb3_policy = type("SB3PathPolicy", (policy,), {"predict": BasePolicy.predict, "trained_modules": ()})
+    sb3_policy = type("SB3PathPolicy", (policy,), {"trained_modules": ()})
     cls = type(f"SB3Path{case.cls.__name__}", (case.cls,), {"train": case.sb3_train})
     kwargs = with_optimizer_kwargs(case.kwargs, NOT_FUSED["optimizer_kwargs"])
-    return cls(sb3_policy, case.env_id, replay_buffer_class=ReplayBuffer, **OFF_POLICY, **kwargs)
+    return cls(sb3_policy, case.env_id, **OFF_POLICY, **kwargs)
 
 
 def assert_same_tensors(tensors: dict[str, th.Tensor | None], others: dict[str, th.Tensor | None]) -> None:
@@ -125,7 +126,6 @@ def assert_same_tensors(tensors: dict[str, th.Tensor | None], others: dict[str, 
 def test_fast_path_equals_sb3_path(case):
     fast = fast_model(case, NOT_FUSED["optimizer_kwargs"]).learn(300)
     reference = sb3_path_model(case).learn(300)
-    assert type(fast.replay_buffer) is ZeroCopyReplayBuffer and type(reference.replay_buffer) is ReplayBuffer
     assert fast._n_updates == reference._n_updates == 250
     assert_same_tensors(fast.policy.state_dict(), reference.policy.state_dict())
     for name in ("observations", "actions", "rewards", "next_observations", "dones"):
@@ -140,9 +140,40 @@ def test_fast_path_equals_sb3_path(case):
         np.testing.assert_array_equal(actions, reference.predict(obs, deterministic=deterministic)[0])
 
 
+def changed_kernel(*args: Any, **kwargs: Any) -> None:
+    raise TypeError("_fused_adam_() got an unexpected keyword argument 'beta1'")
+
+
+@pytest.mark.parametrize("case", [case.param() for case in CASES if case.cls is not CourseDDPG and not case.name])
+def test_fast_path_equals_sb3_path_through_public_fallbacks(case, monkeypatch):
+    # A torch release without the private names: module.train for the mode switch, Adam.step for the fused step
+    import sb3_course.common.fast_path as fast_path
+
+    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", False)
+    monkeypatch.setattr(fast_path, "FUSED_ADAM_API", None)
+    test_fast_path_equals_sb3_path(case)
+
+
+@pytest.mark.parametrize("private_api", ["present", "missing", "changed"])
 @pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
-def test_fused_adam_equals_sb3_adam_to_float_rounding(case):
-    # Batch for batch (same buffer, same draws): the fused kernel orders some float32 operations differently
+def test_fused_adam_equals_sb3_adam_to_float_rounding(case, private_api, monkeypatch):
+    # Batch for batch (same buffer, same draws): the fused kernel orders some float32 operations differently.
+    # Without th._fused_adam_ (a torch that lacks it, or whose kernel takes other arguments), every step goes
+    # through the public Adam.step with the same result.
+    import sb3_course.common.fast_path as fast_path
+
+    if private_api == "missing":  # a torch release that renamed the kernel
+        names = [
+            (owner, "_fused_adam_renamed" if name == "_fused_adam_" else name) for owner, name in fast_path.PRIVATE_ADAM_NAMES
+        ]
+        monkeypatch.setattr(fast_path, "PRIVATE_ADAM_NAMES", names)
+    monkeypatch.setattr(fast_path, "FUSED_ADAM_API", fast_path.private_adam_api())
+    assert (fast_path.FUSED_ADAM_API is None) == (private_api == "missing")
+    if private_api == "changed":  # a torch release whose kernel takes other arguments
+        monkeypatch.setattr(fast_path, "FUSED_ADAM_API", (th._foreach_add_, changed_kernel, *fast_path.FUSED_ADAM_API[2:]))
+    taken = []
+    fused_adam_step = fast_path.fused_adam_step
+    monkeypatch.setattr(fast_path, "fused_adam_step", lambda optimizer: taken.append(fused_adam_step(optimizer)) or taken[-1])
     fused, single = fast_model(case), fast_model(case, NOT_FUSED["optimizer_kwargs"])
     optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
     assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
@@ -159,6 +190,7 @@ def test_fused_adam_equals_sb3_adam_to_float_rounding(case):
     for (name, param), other in zip(fused.policy.state_dict().items(), single.policy.state_dict().values(), strict=True):
         # after 100 steps the largest difference is about 6e-8 (a few float32 ulps)
         np.testing.assert_allclose(param, other, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert any(taken) == (private_api == "present") and (fast_path.FUSED_ADAM_API is None) == (private_api != "present")
 
 
 def test_fused_adam_step_equals_adam_step_and_leaves_the_rest_to_it():
@@ -193,6 +225,15 @@ def test_fused_adam_step_equals_adam_step_and_leaves_the_rest_to_it():
         other_net(x).sum().backward()
         other.step()
         assert not fused_adam_step(other)
+    # A kernel whose arguments changed (a torch release): nothing done, the step counts as they were, and from
+    # then on every step is Adam.step's
+    import sb3_course.common.fast_path as fast_path
+
+    steps = [state["step"].clone() for state in optimizer.state.values()]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fast_path, "FUSED_ADAM_API", (th._foreach_add_, changed_kernel, *fast_path.FUSED_ADAM_API[2:]))
+        assert not fused_adam_step(optimizer) and fast_path.FUSED_ADAM_API is None
+        assert all(th.equal(state["step"], step) for state, step in zip(optimizer.state.values(), steps, strict=True))
     handle = optimizer.register_step_pre_hook(lambda *args: None)
     assert not fused_adam_step(optimizer)
     handle.remove()
@@ -215,32 +256,6 @@ def test_fused_adam_is_default_unless_chosen_and_survives_save(tmp_path):
     assert isinstance(sgd.policy.optimizer, th.optim.SGD) and not sgd.policy.optimizer.defaults.get("fused")
 
 
-def test_zero_copy_buffer_samples_equal_and_own_their_memory():
-    model = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), learning_starts=1_000).learn(200)
-    buffer = model.replay_buffer
-    reference = copy.deepcopy(buffer)
-    reference.__class__ = ReplayBuffer
-    np.random.seed(0)
-    samples = buffer.sample(32)
-    np.random.seed(0)
-    assert_same_tensors(samples._asdict(), reference.sample(32)._asdict())
-    stored = buffer.observations.copy()
-    samples.observations.fill_(123.0)
-    np.testing.assert_array_equal(buffer.observations, stored)
-
-
-@pytest.mark.parametrize("tau", [1.0, 0.3])
-def test_soft_update_equals_polyak_update(tau):
-    th.manual_seed(0)
-    source, target = nn.Linear(5, 7), nn.Linear(5, 7)
-    expected = copy.deepcopy(target)
-    soft_update(source.parameters(), target.parameters(), tau)
-    polyak_update(source.parameters(), expected.parameters(), tau)
-    assert_same_tensors(target.state_dict(), expected.state_dict())
-    with pytest.raises(ValueError, match="parameters"):
-        soft_update(source.parameters(), [target.weight], tau)
-
-
 class OwnTrain(nn.Module):
     """A module with its own ``train``: set_module_mode must call it."""
 
@@ -253,7 +268,13 @@ class OwnTrain(nn.Module):
         return super().train(mode)
 
 
-def test_set_module_mode_equals_train():
+@pytest.mark.parametrize("internals", [True, False])
+def test_set_module_mode_equals_train(internals, monkeypatch):
+    # False: a torch whose nn.Module keeps its flags elsewhere; set_module_mode calls module.train
+    import sb3_course.common.fast_path as fast_path
+
+    assert fast_path.module_internals()
+    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", internals)
     module = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Sequential(nn.Dropout(0.5), OwnTrain()))
     module.add_module("nothing", None)
     for mode in (False, True, False):
@@ -278,195 +299,42 @@ def test_frozen_keeps_weight_gradients_out_and_restores_flags():
     assert th.equal(actor.weight.grad, expected)
 
 
-@pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
-def test_predict_switches_to_evaluation_mode_and_takes_sb3s_path_otherwise(case):
-    model = fast_model(case)
-    model.policy.set_training_mode(True)
-    obs = np.stack([model.observation_space.sample() for _ in range(3)])
-    batch, _ = model.predict(obs, deterministic=True)
-    assert not model.policy.training and all(not m.training for m in model.policy.modules())
-    single, _ = model.predict(obs[0], deterministic=True)  # one observation: SB3's path
-    np.testing.assert_array_equal(single, batch[0])
+class LayerNormSACPolicy(CourseSACPolicy):
+    """The course SAC policy with a LayerNorm after the actor's first layer."""
 
-
-@pytest.mark.parametrize("n_inputs", [3, 4, 300])
-@pytest.mark.parametrize("relu_after_last", [False, True])
-def test_relu_mlp_equals_sequential(n_inputs, relu_after_last):
-    from sb3_course.common.fused_mlp import NARROW_INPUTS, ReluMLP, fuse_relu_mlps
-
-    th.manual_seed(0)
-    layers = [nn.Linear(n_inputs, 64), nn.ReLU(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 8)]
-    plain = nn.Sequential(*layers, *([nn.ReLU()] if relu_after_last else []))
-    fused = fuse_relu_mlps(copy.deepcopy(plain))
-    assert type(fused) is ReluMLP and fused.state_dict().keys() == plain.state_dict().keys()
-    x = th.randn(256, n_inputs)
-    for requires_grad in (False, True):
-        inputs = [x.clone().requires_grad_(requires_grad) for _ in range(2)]
-        outputs = [net(inp) for net, inp in zip((plain, fused), inputs, strict=True)]
-        assert th.equal(outputs[0], outputs[1])
-        for output in outputs:
-            output.square().sum().backward()
-        for index, (expected, got) in enumerate(zip(plain.parameters(), fused.parameters(), strict=True)):
-            if index == 0 and n_inputs <= NARROW_INPUTS:  # (x^T g)^T: the first weight's gradient to rounding
-                th.testing.assert_close(got.grad, expected.grad, rtol=1e-5, atol=1e-5)
-            else:
-                assert th.equal(got.grad, expected.grad)
-        if requires_grad and n_inputs <= NARROW_INPUTS:  # (W^T g^T)^T: the input's gradient to rounding
-            th.testing.assert_close(inputs[1].grad, inputs[0].grad, rtol=1e-5, atol=1e-5)
-        elif requires_grad:
-            assert th.equal(inputs[1].grad, inputs[0].grad)
-        plain.zero_grad(), fused.zero_grad()
-    with th.no_grad():
-        assert th.equal(fused(x), plain(x))
-    # Frozen weights (an actor loss through the critic): no weight gradients, the input's still flows
-    for param in fused.parameters():
-        param.requires_grad_(False)
-    inp = x.clone().requires_grad_(True)
-    fused(inp).sum().backward()
-    assert all(param.grad is None for param in fused.parameters()) and inp.grad is not None
-
-
-@pytest.mark.parametrize("frozen_weights,state_grad", [(False, True), (True, True), (True, False)])
-def test_encoder_q_network_as_one_node_equals_its_modules(frozen_weights, state_grad):
-    # CourseDDPG's Q-network runs as one autograd node (_EncoderQFunction) when its networks are ReLU MLPs: the
-    # same output and gradients, bit for bit, as its fused modules composed by autograd. Frozen weights and no
-    # state gradient (the actor loss): only the action's columns of the estimator's input gradient are computed.
-    from sb3_course.ddpg.policies import EncoderQNetwork
-
-    th.manual_seed(0)
-    q_net = fuse_relu_mlps(EncoderQNetwork(3, 1, 32, 32, [64, 16], nn.ReLU))
-    composed = copy.deepcopy(q_net)
-    composed.forward = lambda features, actions: composed.q_estimator(
-        th.cat([composed.state_encoder(features), composed.action_encoder(actions)], dim=1)
-    )
-    features, actions = th.randn(256, 3), th.rand(256, 1) * 2 - 1
-    grads = []
-    for net in (q_net, composed):
-        for param in net.parameters():
-            param.requires_grad_(not frozen_weights)
-        inputs = [features.clone().requires_grad_(state_grad), actions.clone().requires_grad_(True)]
-        output = net(*inputs)
-        assert (type(output.grad_fn).__name__ == "_EncoderQFunctionBackward") == (net is q_net)
-        output.square().sum().backward()
-        grads.append([output, *(tensor.grad for tensor in inputs), *(param.grad for param in net.parameters())])
-    assert [grad is None for grad in grads[0]] == [grad is None for grad in grads[1]]
-    assert all(a is None or th.equal(a, b) for a, b in zip(*grads, strict=True))
-    assert frozen_weights == all(param.grad is None for param in q_net.parameters())
-
-
-@pytest.mark.parametrize("zero_rows", [0, 64, 200, 256])
-@pytest.mark.parametrize("frozen_weights", [True, False])
-def test_relu_mlp_backward_skips_rows_without_gradient(zero_rows, frozen_weights, monkeypatch):
-    # Where the output gradient is zero on many rows, the products run on the other rows (at most SPARSE_ROWS of
-    # them): for the input gradient of frozen weights always (the minimum of twin critics sends each sample's
-    # actor-loss gradient through one critic), and for the weights' gradients of an MLP marked
-    # with_sparse_grad_rows (a clamped actor: no gradient on the rows it clamps), to float rounding
-    import sb3_course.common.fused_mlp as fused_mlp
-
-    taken = []
-    layers_backward = fused_mlp._layers_backward
-    monkeypatch.setattr(fused_mlp, "_layers_backward", lambda *args: taken.extend(args[6:]) or layers_backward(*args))
-    th.manual_seed(0)
-    plain = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
-    fused = copy.deepcopy(plain)
-    fused = fused_mlp.fuse_relu_mlps(fused if frozen_weights else fused_mlp.with_sparse_grad_rows(fused))
-    assert type(fused) is fused_mlp.ReluMLP
-    for param in [*plain.parameters(), *fused.parameters()]:
-        param.requires_grad_(not frozen_weights)
-    output_grad = th.randn(256, 1)
-    output_grad[th.randperm(256)[:zero_rows]] = 0.0
-    grads = []
-    for net in (plain, fused):
-        x = th.randn(256, 4, generator=th.Generator().manual_seed(1)).requires_grad_(True)
-        net(x).backward(output_grad)
-        grads.append([x.grad, *(param.grad for param in net.parameters())])
-    assert len(taken) == (zero_rows in (64, 200)) == (0 < 256 - zero_rows <= fused_mlp.SPARSE_ROWS * 256)
-    assert [grad is None for grad in grads[1]] == [grad is None for grad in grads[0]] == [False] + [frozen_weights] * 6
-    for fused_grad, plain_grad in zip(grads[1], grads[0], strict=True):
-        if plain_grad is not None:  # (W^T g^T)^T on 4 inputs, and the shorter sums: to rounding
-            th.testing.assert_close(fused_grad, plain_grad, rtol=1e-5, atol=1e-6)
-    assert th.equal(grads[1][0][output_grad[:, 0] == 0], th.zeros(zero_rows, 4))
-
-
-def test_course_ddpg_actor_skips_clamped_rows(monkeypatch):
-    import sb3_course.common.fused_mlp as fused_mlp
-
-    taken = []
-    layers_backward = fused_mlp._layers_backward
-    monkeypatch.setattr(fused_mlp, "_layers_backward", lambda *args: taken.extend(args[6:]) or layers_backward(*args))
-    model = CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[16]), seed=0)
-    assert model.actor.mu.sparse_grad_rows and type(model.actor.mu) is fused_mlp.ReluMLP
-    obs = th.randn(32, 3, generator=th.Generator().manual_seed(0))
-    with th.no_grad():
-        model.actor.mu[-1].bias += 1.0 - model.actor.mu(obs).median()  # half of the outputs above the bound
-    outputs = model.actor.mu(obs).detach()
-    saturated = (outputs > 1.0) | (outputs < -1.0)
-    assert 8 <= saturated.sum() <= 24
-    model.actor(obs).sum().backward()
-    assert len(taken) == 1 and th.equal(taken[0], (~saturated).flatten().nonzero().squeeze(1))
-    assert model.actor.mu[-1].bias.grad == pytest.approx(float((~saturated).sum()))
-
-
-def test_narrow_input_linear_outside_a_relu_mlp():
-    from sb3_course.common.fused_mlp import NarrowInputLinear, fuse_relu_mlps
-
-    th.manual_seed(0)
-    plain = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 1))
-    narrow = fuse_relu_mlps(copy.deepcopy(plain))
-    assert type(narrow) is nn.Sequential and type(narrow[0]) is NarrowInputLinear and type(narrow[2]) is nn.Linear
-    x = th.randn(256, 4, requires_grad=True)
-    x_copy = x.detach().clone().requires_grad_(True)
-    plain(x).sum().backward()
-    narrow(x_copy).sum().backward()
-    for expected, got in zip(plain.parameters(), narrow.parameters(), strict=True):
-        th.testing.assert_close(got.grad, expected.grad, rtol=1e-5, atol=1e-5)
-        assert got.grad.is_contiguous()
-    th.testing.assert_close(x_copy.grad, x.grad)
-
-
-def test_course_policies_run_their_mlps_fused():
-    from sb3_course.common.fused_mlp import NarrowInputLinear, ReluMLP
-
-    sac = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(TINY))
-    ddpg = CourseDDPG("MlpPolicy", "Pendulum-v1")
-    assert type(sac.actor.latent_pi) is ReluMLP and type(sac.critic.qf0) is ReluMLP
-    assert type(sac.critic_target.qf1) is ReluMLP
-    assert type(ddpg.actor.mu) is ReluMLP and type(ddpg.actor_target.mu) is ReluMLP
-    dqn = CourseDQN("MlpPolicy", "CartPole-v1")
-    assert type(dqn.q_net.q_net) is ReluMLP and type(dqn.q_net_target.q_net) is ReluMLP
-    assert type(ddpg.critic.qf0.state_encoder) is ReluMLP and type(ddpg.critic.qf0.q_estimator) is ReluMLP
-    # Layers inside a ReluMLP stay plain nn.Linear (the ReluMLP computes them); the SAC heads on 8 features narrow
-    inside = [layer for mlp in [*sac.policy.modules(), *ddpg.policy.modules()] if type(mlp) is ReluMLP for layer in mlp]
-    assert not any(isinstance(layer, NarrowInputLinear) for layer in inside)
-    assert type(sac.actor.mu) is NarrowInputLinear and type(ddpg.actor.mu[4]) is nn.Linear
+    def make_actor(self, features_extractor=None):
+        actor = super().make_actor(features_extractor)
+        actor.latent_pi = nn.Sequential(actor.latent_pi[0], nn.LayerNorm(8), *list(actor.latent_pi)[1:])
+        return actor.to(self.device)
 
 
 @pytest.mark.parametrize(
-    ("cls", "policy", "env"),
+    ("cls", "env_id", "policy", "policy_kwargs"),
     [
-        (CourseDQN, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=True)),
-        (CourseDQN, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=True)),
-        (CourseDDPG, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False)),
-        (CourseDDPG, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=False)),
-        (CourseSAC, "CnnPolicy", FakeImageEnv(screen_height=36, screen_width=36, n_channels=1, discrete=False)),
-        (CourseSAC, "MultiInputPolicy", SimpleMultiObsEnv(discrete_actions=False)),
+        (CourseDQN, "CartPole-v1", "MlpPolicy", dict(activation_fn=nn.Tanh)),
+        (CourseDDPG, "Pendulum-v1", "MlpPolicy", dict(activation_fn=nn.Tanh, state_encoder_dim=4, action_encoder_dim=4)),
+        (CourseSAC, "Pendulum-v1", "MlpPolicy", dict(activation_fn=nn.Tanh)),
+        (CourseSAC, "Pendulum-v1", LayerNormSACPolicy, {}),
+        (CourseSAC, "Pendulum-v1", "MlpPolicy", dict(optimizer_class=th.optim.RMSprop)),
+        (CourseDQN, "CartPole-v1", "MlpPolicy", dict(optimizer_class=th.optim.SGD)),
     ],
-    ids=lambda value: value if isinstance(value, str) else getattr(value, "__name__", type(value).__name__),
-)
-def test_image_and_dict_policies_take_sb3s_predict_and_fuse_only_mlps(cls, policy, env):
-    from sb3_course.common.fused_mlp import ReluMLP
-
-    model = cls(policy, env, buffer_size=100, learning_starts=20, batch_size=8, seed=0).learn(30)
-    obs = model.get_env().reset()  # a VecEnv batch: the input the flat-Box fast path would take
-    for deterministic in (True, False):
-        th.manual_seed(0)
-        # the policy's predict (DQN's model.predict adds epsilon-greedy draws from NumPy, which this test is not about)
-        actions, _ = model.policy.predict(obs, deterministic=deterministic)
-        th.manual_seed(0)
-        np.testing.assert_array_equal(actions, BasePolicy.predict(model.policy, obs, deterministic=deterministic)[0])
-    # The convolutions stay nn.Conv2d in plain Sequentials; only Linear/ReLU stacks (heads, NatureCNN's linear) fuse
-    for module in model.policy.modules():
-        if any(isinstance(layer, nn.Conv2d) for layer in module.children()):
-            assert type(module) is nn.Sequential
-    # (CourseDQN's CnnPolicy and MultiInputPolicy are SB3's own, unfused)
-    assert any(type(module) is ReluMLP for module in model.policy.modules()) == (cls is not CourseDQN)
+    ids=["CourseDQN-Tanh", "CourseDDPG-Tanh", "CourseSAC-Tanh", "CourseSAC-LayerNorm", "CourseSAC-RMSprop", "CourseDQN-SGD"],
+)  # fmt: skip
+def test_what_the_fast_path_does_not_cover_is_named_once_at_verbose_1(cls, env_id, policy, policy_kwargs, capsys):
+    # The fast path does not depend on the networks (another activation, a LayerNorm: covered); another optimizer
+    # than Adam leaves its fused step, which verbose=1 says once, and trains as SB3 does
+    kwargs = dict(policy_kwargs=dict(net_arch=[8, 8], **policy_kwargs), learning_starts=20, batch_size=8, seed=0)
+    cls(policy, env_id, verbose=0, **kwargs)
+    assert "fast path" not in capsys.readouterr().out
+    model = cls(policy, env_id, verbose=1, **kwargs)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "fast path" in line]
+    optimizer_class = policy_kwargs.get("optimizer_class")
+    if optimizer_class is None:
+        assert lines == []
+    else:
+        assert lines == [
+            f"{cls.__name__}: the fast path's fused Adam does not cover {optimizer_class.__name__} on cpu: the optimizers "
+            "take their own step() (SB3's updates, more time per step)"
+        ]
+    model.learn(40)
+    assert model._n_updates > 0 and "fast path" not in capsys.readouterr().out

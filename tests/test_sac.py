@@ -46,47 +46,6 @@ def min_q_by_hand(critic, obs: th.Tensor, actions: th.Tensor) -> th.Tensor:
     return th.min(q_by_hand(critic.qf0, obs, actions), q_by_hand(critic.qf1, obs, actions))
 
 
-def test_closed_form_log_prob_is_sb3_distributions_to_float_rounding():
-    # The actor's action_log_prob writes log N(u; mu, sigma) as -eps^2 / 2 - log sigma - log sqrt(2 pi); SB3's
-    # SquashedDiagGaussianDistribution computes it from u: same draw, same actions, same gradients to rounding
-    model = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(net_arch=[32, 32]), seed=0)
-    actor = model.actor
-    obs = th.randn(256, 3, generator=th.Generator().manual_seed(1))
-    th.manual_seed(3)
-    actions, log_prob = actor.action_log_prob(obs)
-    (actions.sum() + log_prob.sum()).backward()
-    grads = [p.grad.clone() for p in actor.parameters()]
-    actor.zero_grad()
-    th.manual_seed(3)
-    mean, log_std, _ = actor.get_action_dist_params(obs)
-    sb3_actions, sb3_log_prob = actor.action_dist.log_prob_from_params(mean, log_std)
-    (sb3_actions.sum() + sb3_log_prob.sum()).backward()
-    assert th.equal(actions, sb3_actions)
-    th.testing.assert_close(log_prob, sb3_log_prob, rtol=1e-6, atol=1e-5)
-    for grad, parameter in zip(grads, actor.parameters(), strict=True):
-        th.testing.assert_close(grad, parameter.grad, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("width", [8, 64])
-def test_squashed_gaussian_head_gradients_are_the_chain_rule(width):
-    # The head's hand-written backward against finite differences in float64 (both outputs used, as the actor
-    # loss uses them); width 8 takes the narrow-input products of the fast path
-    from sb3_course.sac.policies import _SquashedGaussianSample
-
-    gen = th.Generator().manual_seed(0)
-    # weights of scale 1 / sqrt(width): pre-activations of order 1, away from tanh's saturation
-    shapes, scales = [(5, width), (2, width), (2,), (2, width), (2,)], [1, width**-0.5, 1, width**-0.5, 1]
-    inputs = [scale * th.randn(*shape, generator=gen, dtype=th.float64) for shape, scale in zip(shapes, scales, strict=True)]
-    inputs = [tensor.requires_grad_(True) for tensor in inputs]
-    noise = th.randn(5, 2, generator=gen, dtype=th.float64)
-
-    def head(*args):
-        actions, log_prob = _SquashedGaussianSample.apply(*args, noise)
-        return actions, 0.3 * log_prob
-
-    assert th.autograd.gradcheck(head, inputs)
-
-
 def test_log_prob_correction_and_std_range_by_hand():
     model = CourseSAC("MlpPolicy", "Pendulum-v1", policy_kwargs=TINY, seed=0)
     actor = model.actor
@@ -213,13 +172,9 @@ def test_cnn_policy_is_the_course_actor_on_nature_cnn():
     assert action.shape == env.action_space.shape and env.action_space.contains(action)
 
 
-def test_gsde_actor_is_sb3s_with_the_course_squash_epsilon(monkeypatch):
+def test_gsde_actor_is_sb3s_with_the_course_squash_epsilon():
     from stable_baselines3 import SAC
 
-    from sb3_course.sac import policies
-
-    # The course head's one-node sampling is for the tanh log-std head only
-    monkeypatch.setattr(policies._SquashedGaussianSample, "apply", lambda *args: pytest.fail("course head used with gSDE"))
     kwargs = dict(use_sde=True, buffer_size=100, learning_starts=20, batch_size=8, policy_kwargs=dict(net_arch=[8]), seed=0)
     model = CourseSAC("MlpPolicy", "Pendulum-v1", **kwargs).learn(60)
     assert model._n_updates > 0 and model.actor.action_dist.bijector.epsilon == 1e-7

@@ -2,35 +2,27 @@
 The per-step fast path shared by CourseDQN, CourseDDPG and CourseSAC: the same computation as SB3's training loop
 with less overhead per environment step (see ``docs/benchmarks.md`` for the profile it answers).
 
-- :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding)
-  and a replay buffer that hands out its samples without copying them again;
-- :class:`FastPolicyMixin` (policies) takes a short path through ``predict`` for a VecEnv batch of flat
-  observations and switches training / evaluation mode without nn.Module.train's Python recursion;
-- :func:`soft_update` is SB3's ``polyak_update`` in two multi-tensor calls, :func:`frozen` keeps a critic's
-  weight gradients out of an actor loss, :func:`optimizer_step` skips an infinite gradient clip and
-  :func:`mean_of` reads a list of losses with one device synchronisation;
-- the networks' own fast path (fused ReLU MLPs, cheaper gradient products) is in
-  :mod:`sb3_course.common.fused_mlp`.
+- :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding);
+- :class:`FastPolicyMixin` (policies) switches training / evaluation mode without nn.Module.train's Python
+  recursion;
+- :func:`frozen` keeps a critic's weight gradients out of an actor loss and :func:`optimizer_step` skips an
+  infinite gradient clip and steps a fused Adam through :func:`fused_adam_step`.
+
+Private PyTorch names each sit behind one function with the public call as fallback: :func:`fused_adam_step`
+(``optimizer.step()``) and :func:`set_module_mode` (``module.train``). What each piece is worth:
+``python -m sb3_course.benchmarks.fast_path_worth``.
 """
 
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
-import numpy as np
 import torch as th
-from gymnasium import spaces
-from stable_baselines3.common.buffers import ReplayBuffer
-from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.utils import obs_as_tensor
 from torch.optim import optimizer as torch_optimizer
 
-ModuleT = TypeVar("ModuleT", bound=th.nn.Module)
-
-# Adam options that fused_adam_step leaves to Adam.step, and the global optimizer step hooks it checks for
+# Adam options that fused_adam_step leaves to Adam.step
 _ADAM_FLAGS = ("amsgrad", "capturable", "differentiable", "decoupled_weight_decay")
-_GLOBAL_OPTIMIZER_HOOKS = (torch_optimizer._global_optimizer_pre_hooks, torch_optimizer._global_optimizer_post_hooks)
 
 # Adam variants with a fused (one kernel for all parameters) implementation, and the devices it runs on here
 FUSED_OPTIMIZERS = (th.optim.Adam, th.optim.AdamW)
@@ -61,43 +53,32 @@ def with_fused_adam(policy_kwargs: dict[str, Any], device: th.device) -> dict[st
     return policy_kwargs
 
 
-class ZeroCopyReplayBuffer(ReplayBuffer):
-    """
-    SB3's ``ReplayBuffer`` whose samples become tensors without a copy.
-
-    ``ReplayBuffer._get_samples`` builds every field of a batch by fancy indexing or arithmetic, so each array is
-    new and owned by nobody else; SB3's ``to_torch`` copies it once more (``th.tensor``). Here the tensor shares
-    the array's memory (``th.as_tensor``; on a GPU the transfer is the only copy). Same values, same random draws.
-    """
-
-    def to_torch(self, array: np.ndarray, copy: bool = True) -> th.Tensor:
-        return th.as_tensor(array, device=self.device)
-
-
 class FastOffPolicyMixin:
     """
     Put before the SB3 algorithm class: its ``_setup_model`` selects the fused Adam (:func:`with_fused_adam`) and,
-    where SB3 would build its plain ``ReplayBuffer`` (no ``replay_buffer_class``, ``n_steps=1``, no ``Dict``
-    observations), the :class:`ZeroCopyReplayBuffer`.
+    at ``verbose >= 1``, says so where it does not apply (another optimizer, another device).
     """
 
-    replay_buffer_class: type[ReplayBuffer] | None
-    n_steps: int
-    observation_space: spaces.Space
     policy_kwargs: dict[str, Any]
     device: th.device
+    verbose: int
 
     def _setup_model(self) -> None:
-        if self.replay_buffer_class is None and self.n_steps == 1 and not isinstance(self.observation_space, spaces.Dict):
-            self.replay_buffer_class = ZeroCopyReplayBuffer
+        chosen = {"fused", "foreach"} & (self.policy_kwargs.get("optimizer_kwargs") or {}).keys()
         self.policy_kwargs = with_fused_adam(self.policy_kwargs, self.device)
         super()._setup_model()  # type: ignore[misc]
+        if self.verbose >= 1 and not chosen and not (self.policy_kwargs.get("optimizer_kwargs") or {}).get("fused"):
+            optimizer_class = self.policy_kwargs.get("optimizer_class", th.optim.Adam)
+            print(
+                f"{type(self).__name__}: the fast path's fused Adam does not cover {optimizer_class.__name__} on "
+                f"{th.device(self.device).type}: the optimizers take their own step() (SB3's updates, more time per step)"
+            )
 
     def _keep_parameter_lists(self, **modules: th.nn.Module) -> None:
         """
         Keep the parameter list of each module in ``self.parameter_lists`` (called from ``_create_aliases``, so the
         lists follow the policy as the aliases do). ``module.parameters()`` walks the module tree in Python at every
-        call, which SB3 does for each soft update; SB3 keeps its batch-norm statistics lists the same way.
+        call; SB3 keeps its batch-norm statistics lists the same way.
         """
         self.parameter_lists = {name: list(module.parameters()) for name, module in modules.items()}
 
@@ -105,15 +86,33 @@ class FastOffPolicyMixin:
         return [*super()._excluded_save_params(), "parameter_lists"]  # type: ignore[misc]
 
 
+def module_internals() -> bool:
+    """
+    Whether ``nn.Module`` keeps its ``training`` flag in the instance ``__dict__`` and its children in the dict
+    ``_modules``: the private layout :func:`set_module_mode` writes and walks. Looked up once, at import
+    (``MODULE_INTERNALS``); where it is not so, :func:`set_module_mode` calls the public ``module.train(mode)``.
+    """
+    probe = th.nn.Sequential(th.nn.Identity())
+    children = probe.__dict__.get("_modules")
+    return probe.__dict__.get("training") is True and isinstance(children, dict) and list(children.values()) == [probe[0]]
+
+
+MODULE_INTERNALS = module_internals()
+
+
 def set_module_mode(module: th.nn.Module, mode: bool) -> None:
     """
     ``module.train(mode)``: the ``training`` flag of the module and every submodule, without ``train``'s recursion
     through Python generators and ``nn.Module.__setattr__`` (SB3 switches modes twice per environment step). A
-    submodule that defines its own ``train`` gets that method called.
+    submodule that defines its own ``train`` gets that method called; without ``MODULE_INTERNALS``,
+    ``module.train(mode)`` itself.
 
     :param module: the root module
     :param mode: ``True`` for training mode, ``False`` for evaluation mode
     """
+    if not MODULE_INTERNALS:
+        module.train(mode)
+        return
     stack = [module]
     while stack:
         current = stack.pop()
@@ -121,21 +120,13 @@ def set_module_mode(module: th.nn.Module, mode: bool) -> None:
             current.train(mode)
             continue
         current.__dict__["training"] = mode  # what nn.Module.__setattr__ does for a plain attribute
-        stack.extend(child for child in current._modules.values() if child is not None)
+        stack.extend(child for child in current.__dict__["_modules"].values() if child is not None)
 
 
 class FastPolicyMixin:
     """
-    Put before the SB3 policy class.
-
-    ``set_training_mode`` switches the modules named in ``trained_modules`` (those SB3's policy switches: the
-    targets stay in evaluation mode) with :func:`set_module_mode`.
-
-    ``predict`` for a batch of flat (non-image) ``Box`` observations, as a VecEnv gives them every training step,
-    goes straight to ``_predict``. SB3's general path copies the batch, checks its shape against every kind of space
-    and switches the policy to evaluation mode again, although the rollout already did (here: only when
-    ``self.training`` says the policy is in training mode). Same actions; any other input (one observation,
-    images, dicts, recurrent state) takes SB3's path.
+    Put before the SB3 policy class: ``set_training_mode`` switches the modules named in ``trained_modules`` (those
+    SB3's policy switches: the targets stay in evaluation mode) with :func:`set_module_mode`.
     """
 
     trained_modules: ClassVar[tuple[str, ...]] = ()
@@ -147,55 +138,6 @@ class FastPolicyMixin:
         for name in self.trained_modules:
             set_module_mode(getattr(self, name), mode)
         self.training = mode
-
-    def predict(
-        self,
-        observation: np.ndarray | dict[str, np.ndarray],
-        state: tuple[np.ndarray, ...] | None = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = False,
-    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
-        space = self.observation_space  # type: ignore[attr-defined]
-        if (
-            state is not None
-            or not isinstance(observation, np.ndarray)
-            or not isinstance(space, spaces.Box)
-            or observation.shape[1:] != space.shape
-            or is_image_space(space)
-        ):
-            return super().predict(observation, state, episode_start, deterministic)  # type: ignore[misc]
-        if self.training:  # type: ignore[attr-defined]
-            self.set_training_mode(False)  # type: ignore[attr-defined]
-        with th.no_grad():
-            actions = self._predict(obs_as_tensor(observation, self.device), deterministic=deterministic)  # type: ignore[attr-defined]
-        action_space = self.action_space  # type: ignore[attr-defined]
-        # As BasePolicy.predict: back to the env's bounds (squashing policies) or clipped to them
-        actions = actions.cpu().numpy().reshape((-1, *action_space.shape))
-        if isinstance(action_space, spaces.Box):
-            if self.squash_output:  # type: ignore[attr-defined]
-                actions = self.unscale_action(actions)  # type: ignore[attr-defined]
-            else:
-                actions = np.clip(actions, action_space.low, action_space.high)
-        return actions, state
-
-
-def soft_update(params: Iterable[th.Tensor], target_params: Iterable[th.Tensor], tau: float) -> None:
-    """
-    theta' <- (1 - tau) * theta' + tau * theta: SB3's ``polyak_update`` (the same two operations in the same order,
-    so the same floats) as two multi-tensor calls instead of two calls per parameter tensor.
-
-    :param params: the online parameters (or running statistics)
-    :param target_params: the target ones, updated in place
-    :param tau: the soft update coefficient (1: copy)
-    """
-    params, target_params = list(params), list(target_params)
-    if len(params) != len(target_params):
-        raise ValueError(f"soft_update: {len(params)} parameters for {len(target_params)} target parameters")
-    if not params:
-        return
-    with th.no_grad():
-        th._foreach_mul_(target_params, 1 - tau)
-        th._foreach_add_(target_params, params, alpha=tau)
 
 
 @contextmanager
@@ -223,6 +165,26 @@ def unshared_parameters(module: th.nn.Module, other: th.nn.Module) -> list[th.nn
     return [param for param in module.parameters() if id(param) not in shared]
 
 
+# The private PyTorch names fused_adam_step calls or reads: the step count update and the kernel that Adam.step
+# ends in, and the registries of the global optimizer step hooks
+PRIVATE_ADAM_NAMES = [
+    (th, "_foreach_add_"), (th, "_fused_adam_"),
+    (torch_optimizer, "_global_optimizer_pre_hooks"), (torch_optimizer, "_global_optimizer_post_hooks"),
+]  # fmt: skip
+
+
+def private_adam_api() -> tuple[Any, ...] | None:
+    """
+    The objects ``PRIVATE_ADAM_NAMES`` name, or ``None`` where this torch lacks one of them: then every step goes
+    through the public ``optimizer.step()``. Looked up once, at import (``FUSED_ADAM_API``).
+    """
+    found = tuple(getattr(owner, name, None) for owner, name in PRIVATE_ADAM_NAMES)
+    return None if any(value is None for value in found) else found
+
+
+FUSED_ADAM_API = private_adam_api()
+
+
 def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
     """
     ``optimizer.step()`` for a fused ``Adam`` whose state exists (after its first step): the calls that
@@ -230,18 +192,26 @@ def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
     same update bit for bit, without ``step``'s per-call Python work (hooks, profiler scope, ``_init_group``'s
     checks per parameter, regrouping by device).
 
+    These are private PyTorch APIs: where this torch lacks one (:func:`private_adam_api`) or the kernel refuses
+    its arguments (a ``TypeError``: its signature changed; the step counts are put back and the API is not tried
+    again), it returns ``False`` and the caller takes the public ``optimizer.step()``, the same update.
+
     :param optimizer: the optimizer
     :return: whether it took the step; ``False`` (nothing done) for anything else: another optimizer or Adam
         variant (AMSGrad, capturable, differentiable, decoupled weight decay, tensor learning rate), a first step,
         step hooks, a learning-rate scheduler (it wraps ``step``), parameters on several devices or dtypes
     """
+    global FUSED_ADAM_API
+    if FUSED_ADAM_API is None:
+        return False
+    foreach_add, fused_adam, global_pre_hooks, global_post_hooks = FUSED_ADAM_API
     if (
         type(optimizer) is not th.optim.Adam
         or "step" in optimizer.__dict__
-        or optimizer._optimizer_step_pre_hooks
-        or optimizer._optimizer_step_post_hooks
-        or _GLOBAL_OPTIMIZER_HOOKS[0]
-        or _GLOBAL_OPTIMIZER_HOOKS[1]
+        or getattr(optimizer, "_optimizer_step_pre_hooks", True)
+        or getattr(optimizer, "_optimizer_step_post_hooks", True)
+        or global_pre_hooks
+        or global_post_hooks
     ):
         return False
     work = []
@@ -253,17 +223,24 @@ def fused_adam_step(optimizer: th.optim.Optimizer) -> bool:
         if not all(states) or len({(param.device, param.dtype) for param in params}) > 1:
             return False
         work.append((group, params, states))
-    for group, params, states in work:
+    for index, (group, params, states) in enumerate(work):
         if not params:
             continue
         steps = [state["step"] for state in states]
-        th._foreach_add_(steps, 1)
+        foreach_add(steps, 1)
         beta1, beta2 = group["betas"]
-        th._fused_adam_(
-            params, [param.grad for param in params], [state["exp_avg"] for state in states],
-            [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
-            beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
-        )  # fmt: skip
+        try:
+            fused_adam(
+                params, [param.grad for param in params], [state["exp_avg"] for state in states],
+                [state["exp_avg_sq"] for state in states], [], steps, amsgrad=False, lr=group["lr"], beta1=beta1,
+                beta2=beta2, weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+            )  # fmt: skip
+        except TypeError:
+            if index > 0:  # a signature does not change between two calls
+                raise
+            foreach_add(steps, -1)
+            FUSED_ADAM_API = None
+            return False
     return True
 
 
@@ -290,11 +267,3 @@ def optimizer_step(
         th.nn.utils.clip_grad_norm_(params, max_grad_norm)
     if not fused_adam_step(optimizer):
         optimizer.step()
-
-
-def mean_of(values: list[th.Tensor]) -> float:
-    """
-    ``np.mean`` of the values, as SB3 logs its losses (``np.mean`` of their ``.item()``, same float), with one
-    device synchronisation for the list instead of one per gradient step.
-    """
-    return float(np.mean(th.stack(values).tolist() if values else []))

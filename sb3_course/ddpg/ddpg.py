@@ -8,7 +8,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise, OrnsteinUhlenbeckActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
-from stable_baselines3.common.utils import FloatSchedule, update_learning_rate
+from stable_baselines3.common.utils import FloatSchedule, polyak_update, update_learning_rate
 from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
@@ -16,9 +16,7 @@ from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import (
     FastOffPolicyMixin,
     frozen,
-    mean_of,
     optimizer_step,
-    soft_update,
     unshared_parameters,
 )
 from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
@@ -240,26 +238,26 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             current_q_values = self.critic(replay_data.observations, replay_data.actions)
             critic_loss = sum(loss_fn(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
-            critic_losses.append(critic_loss.detach())
+            critic_losses.append(critic_loss.item())
             optimizer_step(self.critic.optimizer, critic_loss)
 
             # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic, whose
             # own weights stay out of the graph (only dQ/da is needed)
             with frozen(params["critic_only"]):
                 actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
-            actor_losses.append(actor_loss.detach())
+            actor_losses.append(actor_loss.item())
             optimizer_step(self.actor.optimizer, actor_loss)
 
             # theta' <- tau * theta + (1 - tau) * theta', for critic and actor
-            soft_update(params["critic"], params["critic_target"], self.tau)
-            soft_update(params["actor"], params["actor_target"], self.tau)
+            polyak_update(params["critic"], params["critic_target"], self.tau)
+            polyak_update(params["actor"], params["actor_target"], self.tau)
             # Copy running stats, see SB3 GH issue #996
-            soft_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
-            soft_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
+            polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
+            polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)
 
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/actor_loss", mean_of(actor_losses))
-        self.logger.record("train/critic_loss", mean_of(critic_losses))
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
 
     def learn(
         self: SelfCourseDDPG,

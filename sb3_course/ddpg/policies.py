@@ -11,13 +11,6 @@ from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import (
-    ReluMLP,
-    fuse_relu_mlps,
-    relu_mlp_backward,
-    relu_mlp_forward,
-    with_sparse_grad_rows,
-)
 from sb3_course.common.validation import check_float
 
 # The course networks (the notes' ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
@@ -25,39 +18,12 @@ COURSE_NET_ARCH = {"pi": [128, 64], "qf": [32]}
 COURSE_ENCODER_DIM = 64
 
 
-class _InwardClamp(th.autograd.Function):
-    """
-    ``clamp(x, -1, 1)`` whose backward pass also lets through, on an output past a bound, a gradient that moves it
-    back towards the bounds (a descent step ``x - lr * g`` with ``g > 0`` above 1, ``g < 0`` below -1), and zero
-    for one that pushes it further out: the "inverting gradients" idea of Hausknecht & Stone (2016) in its
-    simplest form. The plain clamp passes nothing outside the bounds, so an actor whose outputs all leave them
-    never comes back.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: th.Tensor) -> th.Tensor:
-        ctx.save_for_backward(x)
-        return x.clamp(-1.0, 1.0)
-
-    @staticmethod
-    def backward(ctx: Any, grad: th.Tensor) -> th.Tensor:
-        (x,) = ctx.saved_tensors
-        # inside: d clamp / dx = 1; outside: only the inward part of the gradient
-        passes = (x.abs() <= 1) | ((x > 1) & (grad > 0)) | ((x < -1) & (grad < 0))
-        return grad * passes
-
-
-# clamp_gradient -> the actor's output clamp
-CLAMPS = {"zero": lambda x: x.clamp(-1.0, 1.0), "inward": _InwardClamp.apply}
-
-
 class ClampedActor(Actor):
     """
     Deterministic actor of the course DDPG: an MLP with identity output, clamped to [-1, 1].
 
     It works in SB3's normalised action space, so ``clamp(-1, 1)`` here is the notes' ``clamp(low, high)``
-    and ``predict`` rescales to the env's bounds as for SB3's tanh actor. ``clamp_gradient`` (set by the policy)
-    is ``"zero"`` (the notes' clamp: no gradient past a bound) or ``"inward"`` (:class:`_InwardClamp`).
+    and ``predict`` rescales to the env's bounds as for SB3's tanh actor.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -81,15 +47,12 @@ class ClampedActor(Actor):
         super().__init__(
             observation_space, action_space, net_arch, features_extractor, features_dim, activation_fn, normalize_images
         )
-        # The same MLP as SB3's actor without its final tanh. No gradient on the rows the clamp cuts (often most
-        # of a batch): the fused MLP's backward pass skips them
-        mlp = create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn)
-        self.mu = with_sparse_grad_rows(nn.Sequential(*mlp))
-        self.clamp_gradient = "zero"
+        # The same MLP as SB3's actor without its final tanh
+        self.mu = nn.Sequential(*create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn))
 
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes (or only inward ones)
-        return CLAMPS[self.clamp_gradient](super().forward(obs))
+        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
+        return super().forward(obs).clamp(-1.0, 1.0)
 
 
 def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
@@ -107,70 +70,6 @@ def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
 
 # actor_output -> actor class: the course's clamped MLP, or SB3's actor (tanh output)
 ACTOR_OUTPUTS: dict[str, type[Actor]] = {"clamp": ClampedActor, "tanh": Actor}
-
-
-def encode(
-    features: th.Tensor,
-    actions: th.Tensor,
-    state_weight: th.Tensor,
-    state_bias: th.Tensor,
-    action_weight: th.Tensor,
-    action_bias: th.Tensor,
-) -> th.Tensor:
-    """
-    ``[relu(state_encoder(s)), relu(action_encoder(a))]``: each encoder's product written straight into its
-    columns of the concatenation (``addmm`` into a strided view), the ReLU in place; bit for bit the same as
-    ``th.cat`` of the two ReLU outputs without their two buffers and the copy.
-    """
-    split = state_weight.shape[0]
-    encoded = features.new_empty(features.shape[0], split + action_weight.shape[0])
-    th.addmm(state_bias, features, state_weight.t(), out=encoded[:, :split])
-    th.addmm(action_bias, actions, action_weight.t(), out=encoded[:, split:])
-    return encoded.relu_()
-
-
-class _EncoderQFunction(th.autograd.Function):
-    """
-    :class:`EncoderQNetwork` with ReLU (its encoders and ``q_estimator`` made :class:`ReluMLP` by
-    :func:`fuse_relu_mlps`) as one autograd node: the forward pass with the operations of the three ReLU MLPs and
-    the concatenation (:func:`relu_mlp_forward`), the backward pass with theirs (:func:`relu_mlp_backward`), where
-    autograd would run three nodes and a concatenation's backward node between them. Same values and gradients
-    bit for bit.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, features: th.Tensor, actions: th.Tensor, *params: th.Tensor) -> th.Tensor:
-        state_weight, state_bias, action_weight, action_bias, *head = params
-        encoded = encode(features, actions, state_weight, state_bias, action_weight, action_bias)
-        hidden, inputs = relu_mlp_forward(encoded, head, relu_after_last=False)
-        weights = head[0::2]
-        ctx.n_layers = len(weights)
-        ctx.save_for_backward(features, actions, state_weight, action_weight, *inputs, *weights)
-        return hidden
-
-    @staticmethod
-    def backward(ctx: Any, grad: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        features, actions, state_weight, action_weight, *saved = ctx.saved_tensors
-        n, needs = ctx.n_layers, ctx.needs_input_grad
-        split = state_weight.shape[0]
-        encoded_state, encoded_action = saved[0][:, :split], saved[0][:, split:]  # the estimator's input
-        state_path, action_path = needs[0] or any(needs[2:4]), needs[1] or any(needs[4:6])
-        # Only the action encoder's part of the concatenation's gradient when the state path is frozen (an actor
-        # loss through the critic): half of the first estimator layer's input-gradient product
-        columns = slice(split, None) if action_path and not state_path else None
-        grad_hidden, head_grads = relu_mlp_backward(grad, saved[:n], saved[n:], needs[6:], state_path or action_path, columns)
-        if grad_hidden is None:
-            return (None,) * 6 + tuple(head_grads)
-        # the concatenation's backward: a slice per encoder, then through its ReLU and its layer
-        grad_features, grad_actions = None, None
-        state_grads: list[th.Tensor | None] = [None, None]
-        if columns is None:
-            grad_state = th.ops.aten.threshold_backward(grad_hidden[:, :split], encoded_state, 0)
-            grad_features, state_grads = relu_mlp_backward(grad_state, [features], [state_weight], needs[2:4], needs[0])
-            grad_hidden = grad_hidden[:, split:]
-        grad_action = th.ops.aten.threshold_backward(grad_hidden, encoded_action, 0)
-        grad_actions, action_grads = relu_mlp_backward(grad_action, [actions], [action_weight], needs[4:6], needs[1])
-        return (grad_features, grad_actions, *state_grads, *action_grads, *head_grads)
 
 
 class EncoderQNetwork(nn.Module):
@@ -201,21 +100,7 @@ class EncoderQNetwork(nn.Module):
         self.q_estimator = nn.Sequential(*create_mlp(state_encoder_dim + action_encoder_dim, 1, net_arch, activation_fn))
 
     def forward(self, features: th.Tensor, actions: th.Tensor) -> th.Tensor:
-        encoders, head = (self.state_encoder, self.action_encoder), self.q_estimator
-        if (
-            features.dim() == actions.dim() == 2
-            and all(type(encoder) is ReluMLP and len(encoder) == 2 for encoder in encoders)
-            and type(head) is ReluMLP
-            and not head.relu_after_last
-        ):
-            state, action = encoders[0][0], encoders[1][0]
-            encoder_params = [state.weight, state.bias, action.weight, action.bias]
-            if not th.is_grad_enabled():
-                return head(encode(features, actions, *encoder_params))  # type: ignore[arg-type]
-            # One autograd node (_EncoderQFunction) when autograd records and the networks are ReLU MLPs
-            head_params = [param for layer in list(head)[0::2] for param in (layer.weight, layer.bias)]
-            return _EncoderQFunction.apply(features, actions, *encoder_params, *head_params)
-        return head(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
+        return self.q_estimator(th.cat([self.state_encoder(features), self.action_encoder(actions)], dim=1))
 
 
 class EncoderCritic(ContinuousCritic):
@@ -287,7 +172,7 @@ class EncoderCritic(ContinuousCritic):
 class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     """
     Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (and the
-    short ``predict`` and mode-switching paths of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -299,8 +184,6 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
     :param n_critics: number of Q-networks (course: 1)
     :param actor_output: ``"clamp"`` (course: identity output clamped to the bounds, no gradient past them) or
         ``"tanh"`` (SB3's actor: tanh output), for comparing the two
-    :param clamp_gradient: ``"zero"`` (course: the clamp passes no gradient past a bound) or ``"inward"``
-        (gradients that move an output past a bound back towards it pass, so a saturated actor can recover)
     :param final_layer_init: when given, the last layer of the actor and of each Q-network is drawn from
         U(-final_layer_init, final_layer_init) (the DDPG paper's 3e-3); ``None``: PyTorch's default (the notes')
     :param kwargs: other keyword arguments of ``TD3Policy``
@@ -325,12 +208,8 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         n_critics: int = 1,
         actor_output: Literal["clamp", "tanh"] = "clamp",
         final_layer_init: float | None = None,
-        clamp_gradient: Literal["zero", "inward"] = "zero",
         **kwargs: Any,
     ) -> None:
-        if clamp_gradient not in CLAMPS:
-            raise ValueError(f"clamp_gradient must be one of {tuple(CLAMPS)}, got {clamp_gradient!r}")
-        self.clamp_gradient = clamp_gradient
         if actor_output not in ACTOR_OUTPUTS:
             raise ValueError(f"actor_output must be one of {tuple(ACTOR_OUTPUTS)}, got {actor_output!r}")
         if final_layer_init is not None:
@@ -350,17 +229,14 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
             action_encoder_dim=self.action_encoder_dim,
             actor_output=self.actor_output,
             final_layer_init=self.final_layer_init,
-            clamp_gradient=self.clamp_gradient,
         )
         return data
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> Actor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
         actor = ACTOR_OUTPUTS[self.actor_output](**actor_kwargs)
-        if isinstance(actor, ClampedActor):
-            actor.clamp_gradient = self.clamp_gradient
         init_final_layer(actor.mu, self.final_layer_init)  # type: ignore[arg-type]
-        return fuse_relu_mlps(actor.to(self.device))
+        return actor.to(self.device)
 
     def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> EncoderCritic:
         critic_kwargs = self._update_features_extractor(self.critic_kwargs, features_extractor)
@@ -369,7 +245,7 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         )
         for q_net in critic.q_networks:
             init_final_layer(q_net.q_estimator, self.final_layer_init)  # type: ignore[union-attr,arg-type]
-        return fuse_relu_mlps(critic.to(self.device))
+        return critic.to(self.device)
 
 
 class CourseDDPGCnnPolicy(CourseDDPGPolicy):

@@ -1,6 +1,7 @@
 import warnings
 from typing import Any, ClassVar, Literal, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -8,11 +9,12 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
+from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
 from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
-from sb3_course.common.fast_path import FastOffPolicyMixin, mean_of, optimizer_step, soft_update
+from sb3_course.common.fast_path import FastOffPolicyMixin, optimizer_step
 from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
@@ -203,16 +205,16 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     def _on_step(self) -> None:
         self._n_calls += 1
         if self.use_target_network and self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            soft_update(self.parameter_lists["q_net"], self.parameter_lists["q_net_target"], self.tau)
+            polyak_update(self.parameter_lists["q_net"], self.parameter_lists["q_net_target"], self.tau)
             # Copy running stats, see SB3 GH issue #996
-            soft_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self.exploration_rate = self._exploration_rate()
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
 
     def train(self, gradient_steps: int, batch_size: int = 100) -> None:
         """
         SB3's ``DQN.train`` with less work per gradient step, same updates: the clip at an infinite
-        ``max_grad_norm`` (the course default) is skipped and the losses are read once per call.
+        ``max_grad_norm`` (the course default) is skipped (:func:`sb3_course.common.fast_path.optimizer_step`).
         """
         self.policy.set_training_mode(True)
         self._update_learning_rate(self.policy.optimizer)
@@ -227,11 +229,11 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             # L = Huber(Q(s, a), y)
             current_q_values = th.gather(self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long())
             loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            losses.append(loss.detach())
+            losses.append(loss.item())
             optimizer_step(self.policy.optimizer, loss, self.parameter_lists["q_net"], self.max_grad_norm)
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", mean_of(losses))
+        self.logger.record("train/loss", np.mean(losses))
 
     def learn(
         self: SelfCourseDQN,

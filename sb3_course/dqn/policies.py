@@ -1,11 +1,10 @@
 from typing import Any, ClassVar
 
 from stable_baselines3.dqn.policies import CnnPolicy as SB3CnnPolicy
-from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from stable_baselines3.dqn.policies import DQNPolicy
 from stable_baselines3.dqn.policies import MultiInputPolicy as SB3MultiInputPolicy
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import fuse_relu_mlps
 
 # The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (the notes' ``Brain.__init__``)
 COURSE_NET_ARCH = [32, 32]
@@ -13,8 +12,8 @@ COURSE_NET_ARCH = [32, 32]
 
 class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
     """
-    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default (and the
-    short ``predict`` and mode-switching paths of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default (and the mode switch
+    of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     The policy keeps SB3's ``q_net_target`` module so that checkpoints stay interchangeable with SB3's;
     ``CourseDQN`` decides whether it is used (``use_target_network``).
@@ -30,10 +29,6 @@ class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
     def __init__(self, *args: Any, net_arch: list[int] | None = None, **kwargs: Any) -> None:
         kwargs["net_arch"] = list(COURSE_NET_ARCH) if net_arch is None else net_arch
         super().__init__(*args, **kwargs)
-
-    def make_q_net(self) -> QNetwork:
-        # The MLP as one autograd node (sb3_course.common.fast_path.ReluMLP)
-        return fuse_relu_mlps(super().make_q_net())
 
 
 MlpPolicy = CourseDQNPolicy

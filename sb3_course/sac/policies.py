@@ -1,15 +1,12 @@
-import math
 from typing import Any, ClassVar
 
 import torch as th
-import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.distributions import (
     SquashedDiagGaussianDistribution,
     StateDependentNoiseDistribution,
     TanhBijector,
 )
-from stable_baselines3.common.policies import ContinuousCritic
 from stable_baselines3.common.preprocessing import get_action_dim
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, CombinedExtractor, NatureCNN
 from stable_baselines3.common.type_aliases import PyTorchObs
@@ -17,56 +14,9 @@ from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
 
 from sb3_course.common.fast_path import FastPolicyMixin
-from sb3_course.common.fused_mlp import fuse_relu_mlps, linear_input_grad, linear_weight_grad
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (the notes' ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
-LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-
-class _SquashedGaussianSample(th.autograd.Function):
-    """
-    The head of :class:`TanhLogStdActor` as one autograd node: from the trunk's features ``h`` and the noise
-    ``eps``, ``mu = W_mu h + b_mu``, ``log sigma = tanh(W_s h + b_s)``, ``a = tanh(mu + sigma * eps)`` and
-    ``log pi(a|s) = sum_i [-eps_i^2 / 2 - log sigma_i - log sqrt(2 pi) - log(1 - a_i^2 + 1e-7)]``, with the
-    operations of :meth:`TanhLogStdActor.get_action_dist_params` and SB3's sampling (same values bit for bit).
-    The backward pass is the chain rule written out: one product for both heads' weight gradients and one for the
-    features' gradient (autograd: two each and a sum), and for the element-wise part 9 operations instead of the
-    backward nodes of the 15 recorded ones (gradients equal to float rounding: some terms are summed in another
-    order).
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, latent: th.Tensor, mu_weight: th.Tensor, mu_bias: th.Tensor, log_std_weight: th.Tensor,
-        log_std_bias: th.Tensor, noise: th.Tensor,
-    ) -> tuple[th.Tensor, th.Tensor]:  # fmt: skip
-        mean_actions = F.linear(latent, mu_weight, mu_bias)
-        log_std = th.tanh(F.linear(latent, log_std_weight, log_std_bias))
-        std = log_std.exp()
-        actions = th.tanh(mean_actions + noise * std)
-        log_prob = -0.5 * noise.square() - log_std - LOG_SQRT_2PI - th.log(1 - actions.square() + COURSE_SQUASH_EPSILON)
-        ctx.save_for_backward(latent, mu_weight, log_std_weight, noise, log_std, std, actions)
-        return actions, log_prob.sum(dim=1)
-
-    @staticmethod
-    def backward(ctx: Any, grad_actions: th.Tensor, grad_log_prob: th.Tensor) -> tuple[th.Tensor | None, ...]:
-        latent, mu_weight, log_std_weight, noise, log_std, std, actions = ctx.saved_tensors
-        grad_log_prob = grad_log_prob.unsqueeze(-1)
-        one_minus_a2 = 1 - actions.square()
-        # d log pi / d a = 2a / (1 - a^2 + eps); then through a = tanh(u), u = mu + sigma * eps
-        grad_u = (grad_actions + grad_log_prob * 2 * actions / (one_minus_a2 + COURSE_SQUASH_EPSILON)) * one_minus_a2
-        # d/d log sigma: through sigma = exp(log sigma) and the -log sigma term; then through log sigma = tanh(z)
-        grad_z = (grad_u * noise * std - grad_log_prob) * (1 - log_std.square())
-        # both heads in one product each way: [g_mu, g_z] [W_mu; W_s] and [g_mu, g_z]^T h
-        grad_heads = th.cat([grad_u, grad_z], dim=1)
-        needs = ctx.needs_input_grad
-        grad_latent = linear_input_grad(grad_heads, th.cat([mu_weight, log_std_weight])) if needs[0] else None
-        grad_weights = (
-            linear_weight_grad(grad_heads, latent).split(mu_weight.shape[0]) if needs[1] or needs[3] else (None, None)
-        )
-        grad_biases = grad_heads.sum(0).split(mu_weight.shape[0]) if needs[2] or needs[4] else (None, None)
-        return grad_latent, grad_weights[0], grad_biases[0], grad_weights[1], grad_biases[1], None
 
 
 class TanhLogStdActor(Actor):
@@ -117,28 +67,11 @@ class TanhLogStdActor(Actor):
         # log sigma = tanh(W h + b)  ->  sigma in [1/e, e]
         return self.mu(latent_pi), th.tanh(self.log_std(latent_pi)), {}  # type: ignore[operator]
 
-    def action_log_prob(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """
-        A reparameterised action and its log-probability, as SB3's ``SquashedDiagGaussianDistribution`` gives them
-        (the same random draw, the same actions bit for bit, the log-probability to float rounding) in a third of
-        its tensor operations: with ``u = mu + sigma * eps``, ``log N(u; mu, sigma) = -eps^2 / 2 - log sigma -
-        log sqrt(2 pi)``, so the density needs no ``(u - mu)^2 / (2 sigma^2)``. The heads and the sampling run as
-        one autograd node (:class:`_SquashedGaussianSample`). With gSDE: SB3's.
-        """
-        if self.use_sde:
-            return super().action_log_prob(obs)
-        latent_pi = self.latent_pi(self.extract_features(obs, self.features_extractor))
-        mu, log_std = self.mu, self.log_std
-        assert isinstance(mu, nn.Linear) and isinstance(log_std, nn.Linear)
-        # the draw of th.distributions.Normal.rsample (randn_like of the mean)
-        noise = th.randn((*latent_pi.shape[:-1], mu.out_features), dtype=latent_pi.dtype, device=latent_pi.device)
-        return _SquashedGaussianSample.apply(latent_pi, mu.weight, mu.bias, log_std.weight, log_std.bias, noise)
-
 
 class CourseSACPolicy(FastPolicyMixin, SACPolicy):
     """
     Policy of the course SAC: SB3's ``SACPolicy`` (twin concat-MLP critics, default hidden sizes (256, 256))
-    with the tanh log-std actor (and the short ``predict`` and mode-switching paths of
+    with the tanh log-std actor (and the mode switch of
     :class:`sb3_course.common.fast_path.FastPolicyMixin`).
 
     :param args: positional arguments of ``SACPolicy``
@@ -152,10 +85,7 @@ class CourseSACPolicy(FastPolicyMixin, SACPolicy):
 
     def make_actor(self, features_extractor: BaseFeaturesExtractor | None = None) -> TanhLogStdActor:
         actor_kwargs = self._update_features_extractor(self.actor_kwargs, features_extractor)
-        return fuse_relu_mlps(TanhLogStdActor(**actor_kwargs).to(self.device))
-
-    def make_critic(self, features_extractor: BaseFeaturesExtractor | None = None) -> ContinuousCritic:
-        return fuse_relu_mlps(super().make_critic(features_extractor))
+        return TanhLogStdActor(**actor_kwargs).to(self.device)
 
 
 class CourseSACCnnPolicy(CourseSACPolicy):

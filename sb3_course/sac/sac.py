@@ -1,5 +1,6 @@
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
@@ -7,6 +8,7 @@ from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
+from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.sac.policies import SACPolicy
 from torch.nn import functional as F
 
@@ -14,9 +16,7 @@ from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import (
     FastOffPolicyMixin,
     frozen,
-    mean_of,
     optimizer_step,
-    soft_update,
     unshared_parameters,
 )
 from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
@@ -163,8 +163,7 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
         """
         SB3's ``SAC.train``, the same operations in the same order (same random draws, same updates), with less work
         per gradient step: the policy loss goes through critics whose weights are left out of its graph
-        (:func:`sb3_course.common.fast_path.frozen`), the target critics move in two multi-tensor calls and the
-        losses are read once per call.
+        (:func:`sb3_course.common.fast_path.frozen`).
         """
         self.policy.set_training_mode(True)
         optimizers = [self.actor.optimizer, self.critic.optimizer]
@@ -182,32 +181,32 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
             actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
             log_prob = log_prob.reshape(-1, 1)
             ent_coef, ent_coef_loss = self._entropy_coefficient_step(log_prob)
-            ent_coefs.append(ent_coef.detach())
+            ent_coefs.append(ent_coef.item())
             if ent_coef_loss is not None:
-                ent_coef_losses.append(ent_coef_loss)
-            critic_losses.append(self._critic_step(replay_data, ent_coef))
+                ent_coef_losses.append(ent_coef_loss.item())
+            critic_losses.append(self._critic_step(replay_data, ent_coef).item())
 
             with frozen(params["critic_only"]):
                 q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
             # L_pi = (alpha * log pi(a|s) - min_i Q_i(s, a)).mean()
             min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
             actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            actor_losses.append(actor_loss.detach())
+            actor_losses.append(actor_loss.item())
             optimizer_step(self.actor.optimizer, actor_loss)
 
             if gradient_step % self.target_update_interval == 0:
                 # theta' <- tau * theta + (1 - tau) * theta'
-                soft_update(params["critic"], params["critic_target"], self.tau)
+                polyak_update(params["critic"], params["critic_target"], self.tau)
                 # Copy running stats, see SB3 GH issue #996
-                soft_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
 
         self._n_updates += gradient_steps
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", mean_of(ent_coefs))
-        self.logger.record("train/actor_loss", mean_of(actor_losses))
-        self.logger.record("train/critic_loss", mean_of(critic_losses))
+        self.logger.record("train/ent_coef", np.mean(ent_coefs))
+        self.logger.record("train/actor_loss", np.mean(actor_losses))
+        self.logger.record("train/critic_loss", np.mean(critic_losses))
         if len(ent_coef_losses) > 0:
-            self.logger.record("train/ent_coef_loss", mean_of(ent_coef_losses))
+            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
 
     def _entropy_coefficient_step(self, log_prob: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
         """
