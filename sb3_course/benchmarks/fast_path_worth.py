@@ -35,10 +35,17 @@ from sb3_course.benchmarks.speed import CLASSES
 from sb3_course.common import fast_path
 from sb3_course.ddpg import ddpg as ddpg_module
 from sb3_course.dqn import dqn as dqn_module
+from sb3_course.registry import ALGORITHMS
 from sb3_course.sac import sac as sac_module
 
-ALGOS = ("course_dqn", "course_ddpg", "course_sac")
 TRAIN_MODULES = (dqn_module, ddpg_module, sac_module)
+# The algorithms that train through the fast path, and those among them whose actor loss freezes a critic
+ALGOS = tuple(key for key, algorithm in ALGORITHMS.items() if issubclass(algorithm.course_class, fast_path.FastOffPolicyMixin))
+FROZEN_ALGOS = tuple(
+    key
+    for key in ALGOS
+    if ALGORITHMS[key].course_class.__module__ in {module.__name__ for module in TRAIN_MODULES if hasattr(module, "frozen")}
+)
 
 
 def sb3_optimizer_step(
@@ -102,7 +109,7 @@ PIECES = [
     Piece("fused_adam_step (th._fused_adam_)", patches=((fast_path, "FUSED_ADAM_API", None),)),
     Piece("optimizer_step", patches=in_train_modules("optimizer_step", sb3_optimizer_step)),
     Piece("set_module_mode", patches=((fast_path, "MODULE_INTERNALS", False),)),
-    Piece("frozen", ALGOS[1:], patches=in_train_modules("frozen", unfrozen)),
+    Piece("frozen", FROZEN_ALGOS, patches=in_train_modules("frozen", unfrozen)),
 ]
 
 
