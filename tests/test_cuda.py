@@ -25,7 +25,6 @@ from gymnasium import spaces
 from stable_baselines3 import A2C
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.envs import FakeImageEnv
-from stable_baselines3.common.logger import Logger
 from torch import nn
 
 from sb3_course import A3C, REINFORCE, CourseDDPG, CourseDQN, CourseSAC
@@ -78,20 +77,8 @@ def test_fused_adam_equals_sb3_adam_on_device(case, device):
     # tests/test_fast_path.py's comparison, with the parameters compared where they are. SB3's Adam on CUDA is
     # PyTorch's default there, the multi-tensor (foreach) implementation; on the CPU the single-tensor one
     case = dataclasses.replace(case, kwargs={**case.kwargs, "device": device})
-    fused, single = cpu_tests.fast_model(case), cpu_tests.fast_model(case, cpu_tests.NOT_FUSED["optimizer_kwargs"])
+    fused, single = cpu_tests.fused_and_single_adam(case, assert_same_tensors)
     assert fused.device.type == device
-    optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
-    assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
-    fused.learning_starts = 10_000
-    fused.learn(200)
-    single.replay_buffer = copy.deepcopy(fused.replay_buffer)
-    single.set_logger(Logger(folder=None, output_formats=[]))
-    assert_same_tensors(fused.policy.state_dict(), single.policy.state_dict())
-    for step in range(100):
-        for model in (fused, single):
-            np.random.seed(step)
-            th.manual_seed(step)
-            model.train(gradient_steps=1, batch_size=16)
     for (name, param), other in zip(fused.policy.state_dict().items(), single.policy.state_dict().values(), strict=True):
         th.testing.assert_close(param, other, rtol=1e-6, atol=1e-6, msg=lambda text, name=name: f"{name}: {text}")
 

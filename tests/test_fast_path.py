@@ -154,6 +154,27 @@ def test_fast_path_equals_sb3_path_through_public_fallbacks(case, monkeypatch):
     test_fast_path_equals_sb3_path(case)
 
 
+def fused_and_single_adam(case, same=None):
+    """
+    Two models of ``case``, one with fused Adam and one with SB3's (single-tensor on the CPU), from the same weights
+    and replay buffer, after 100 gradient steps on the same batches. ``same`` compares the starting weights.
+    """
+    fused, single = fast_model(case), fast_model(case, NOT_FUSED["optimizer_kwargs"])
+    optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
+    assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
+    fused.learning_starts = 10_000
+    fused.learn(200)
+    single.replay_buffer = copy.deepcopy(fused.replay_buffer)
+    single.set_logger(Logger(folder=None, output_formats=[]))
+    (same or assert_same_tensors)(fused.policy.state_dict(), single.policy.state_dict())
+    for step in range(100):
+        for model in (fused, single):
+            np.random.seed(step)
+            th.manual_seed(step)
+            model.train(gradient_steps=1, batch_size=16)
+    return fused, single
+
+
 @pytest.mark.parametrize("private_api", ["present", "missing", "changed"])
 @pytest.mark.parametrize("case", [case.param() for case in CASES if not case.name])
 def test_fused_adam_equals_sb3_adam_to_float_rounding(case, private_api, monkeypatch):
@@ -174,19 +195,7 @@ def test_fused_adam_equals_sb3_adam_to_float_rounding(case, private_api, monkeyp
     taken = []
     fused_adam_step = fast_path.fused_adam_step
     monkeypatch.setattr(fast_path, "fused_adam_step", lambda optimizer: taken.append(fused_adam_step(optimizer)) or taken[-1])
-    fused, single = fast_model(case), fast_model(case, NOT_FUSED["optimizer_kwargs"])
-    optimizers = [getattr(module, "optimizer", None) for module in fused.policy.modules()]
-    assert all(optimizer.defaults["fused"] for optimizer in optimizers if optimizer is not None)
-    fused.learning_starts = 10_000
-    fused.learn(200)
-    single.replay_buffer = copy.deepcopy(fused.replay_buffer)
-    single.set_logger(Logger(folder=None, output_formats=[]))
-    assert_same_tensors(fused.policy.state_dict(), single.policy.state_dict())
-    for step in range(100):
-        for model in (fused, single):
-            np.random.seed(step)
-            th.manual_seed(step)
-            model.train(gradient_steps=1, batch_size=16)
+    fused, single = fused_and_single_adam(case)
     for (name, param), other in zip(fused.policy.state_dict().items(), single.policy.state_dict().values(), strict=True):
         # after 100 steps the largest difference is about 6e-8 (a few float32 ulps)
         np.testing.assert_allclose(param, other, rtol=1e-6, atol=1e-6, err_msg=name)
