@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import ContinuousCritic
 from torch import nn
 
 from sb3_course import CourseDDPG, CourseDQN, CourseSAC
-from sb3_course.common.fast_path import frozen, set_module_mode
+from sb3_course.common.fast_path import frozen
 from sb3_course.ddpg.policies import CourseDDPGPolicy, EncoderCritic, EncoderQNetwork
 from sb3_course.sac.policies import CourseSACPolicy
 
@@ -146,10 +146,9 @@ def changed_kernel(*args: Any, **kwargs: Any) -> None:
 
 @pytest.mark.parametrize("case", [case.param() for case in CASES if case.cls is not CourseDDPG and not case.name])
 def test_fast_path_equals_sb3_path_through_public_fallbacks(case, monkeypatch):
-    # A torch release without the private names: module.train for the mode switch, Adam.step for the fused step
+    # A torch release without the private names: Adam.step for the fused step
     import sb3_course.common.fast_path as fast_path
 
-    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", False)
     monkeypatch.setattr(fast_path, "FUSED_ADAM_API", None)
     test_fast_path_equals_sb3_path(case)
 
@@ -263,34 +262,6 @@ def test_fused_adam_is_default_unless_chosen_and_survives_save(tmp_path):
     assert not optimizer_defaults(chosen)["fused"] and optimizer_defaults(chosen)["foreach"]
     sgd = CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8], optimizer_class=th.optim.SGD))
     assert isinstance(sgd.policy.optimizer, th.optim.SGD) and not sgd.policy.optimizer.defaults.get("fused")
-
-
-class OwnTrain(nn.Module):
-    """A module with its own ``train``: set_module_mode must call it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[bool] = []
-
-    def train(self, mode: bool = True) -> "OwnTrain":
-        self.calls.append(mode)
-        return super().train(mode)
-
-
-@pytest.mark.parametrize("internals", [True, False])
-def test_set_module_mode_equals_train(internals, monkeypatch):
-    # False: a torch whose nn.Module keeps its flags elsewhere; set_module_mode calls module.train
-    import sb3_course.common.fast_path as fast_path
-
-    assert fast_path.module_internals()
-    monkeypatch.setattr(fast_path, "MODULE_INTERNALS", internals)
-    module = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Sequential(nn.Dropout(0.5), OwnTrain()))
-    module.add_module("nothing", None)
-    for mode in (False, True, False):
-        expected = copy.deepcopy(module).train(mode)
-        set_module_mode(module, mode)
-        assert [m.training for m in module.modules()] == [m.training for m in expected.modules()] == [mode] * 6
-    assert module[2][1].calls == [False, True, False]
 
 
 def test_frozen_keeps_weight_gradients_out_and_restores_flags():

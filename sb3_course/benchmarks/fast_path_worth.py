@@ -13,8 +13,7 @@ much longer a ``train()`` call (a ``learn()`` step) takes without it. The first 
 figures show the noise of the measurement.
 
 Switching a piece off runs the code that runs where the piece does not apply: SB3's own code or the public
-PyTorch fallback that the tests exercise (``FUSED_ADAM_API = None``: ``optimizer.step()``; ``MODULE_INTERNALS =
-False``: ``module.train``).
+PyTorch fallback that the tests exercise (``FUSED_ADAM_API = None``: ``optimizer.step()``).
 """
 
 import argparse
@@ -108,7 +107,6 @@ PIECES = [
     Piece("fused Adam (fused=True)", optimizer_kwargs={"fused": False}),
     Piece("fused_adam_step (th._fused_adam_)", patches=((fast_path, "FUSED_ADAM_API", None),)),
     Piece("optimizer_step", patches=in_train_modules("optimizer_step", sb3_optimizer_step)),
-    Piece("set_module_mode", patches=((fast_path, "MODULE_INTERNALS", False),)),
     Piece("frozen", FROZEN_ALGOS, patches=in_train_modules("frozen", unfrozen)),
 ]
 

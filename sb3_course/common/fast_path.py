@@ -3,20 +3,18 @@ The per-step fast path shared by CourseDQN, CourseDDPG and CourseSAC: the same c
 with less overhead per environment step (see ``docs/benchmarks.md`` for the profile it answers).
 
 - :class:`FastOffPolicyMixin` picks Adam's fused kernel (equal to SB3's single-tensor Adam up to float rounding);
-- :class:`FastPolicyMixin` (policies) switches training / evaluation mode without nn.Module.train's Python
-  recursion;
 - :func:`frozen` keeps a critic's weight gradients out of an actor loss and :func:`optimizer_step` skips an
   infinite gradient clip and steps a fused Adam through :func:`fused_adam_step`.
 
-Private PyTorch names each sit behind one function with the public call as fallback: :func:`fused_adam_step`
-(``optimizer.step()``) and :func:`set_module_mode` (``module.train``). What each piece is worth:
+Private PyTorch names sit behind one function with the public call as fallback: :func:`fused_adam_step`
+(``optimizer.step()``). What each piece is worth:
 ``python -m sb3_course.benchmarks.fast_path_worth``.
 """
 
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any
 
 import torch as th
 from torch.optim import optimizer as torch_optimizer
@@ -84,60 +82,6 @@ class FastOffPolicyMixin:
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "parameter_lists"]  # type: ignore[misc]
-
-
-def module_internals() -> bool:
-    """
-    Whether ``nn.Module`` keeps its ``training`` flag in the instance ``__dict__`` and its children in the dict
-    ``_modules``: the private layout :func:`set_module_mode` writes and walks. Looked up once, at import
-    (``MODULE_INTERNALS``); where it is not so, :func:`set_module_mode` calls the public ``module.train(mode)``.
-    """
-    probe = th.nn.Sequential(th.nn.Identity())
-    children = probe.__dict__.get("_modules")
-    return probe.__dict__.get("training") is True and isinstance(children, dict) and list(children.values()) == [probe[0]]
-
-
-MODULE_INTERNALS = module_internals()
-
-
-def set_module_mode(module: th.nn.Module, mode: bool) -> None:
-    """
-    ``module.train(mode)``: the ``training`` flag of the module and every submodule, without ``train``'s recursion
-    through Python generators and ``nn.Module.__setattr__`` (SB3 switches modes twice per environment step). A
-    submodule that defines its own ``train`` gets that method called; without ``MODULE_INTERNALS``,
-    ``module.train(mode)`` itself.
-
-    :param module: the root module
-    :param mode: ``True`` for training mode, ``False`` for evaluation mode
-    """
-    if not MODULE_INTERNALS:
-        module.train(mode)
-        return
-    stack = [module]
-    while stack:
-        current = stack.pop()
-        if type(current).train is not th.nn.Module.train:
-            current.train(mode)
-            continue
-        current.__dict__["training"] = mode  # what nn.Module.__setattr__ does for a plain attribute
-        stack.extend(child for child in current.__dict__["_modules"].values() if child is not None)
-
-
-class FastPolicyMixin:
-    """
-    Put before the SB3 policy class: ``set_training_mode`` switches the modules named in ``trained_modules`` (those
-    SB3's policy switches: the targets stay in evaluation mode) with :func:`set_module_mode`.
-    """
-
-    trained_modules: ClassVar[tuple[str, ...]] = ()
-
-    def set_training_mode(self, mode: bool) -> None:
-        if not self.trained_modules:
-            super().set_training_mode(mode)  # type: ignore[misc]
-            return
-        for name in self.trained_modules:
-            set_module_mode(getattr(self, name), mode)
-        self.training = mode
 
 
 @contextmanager

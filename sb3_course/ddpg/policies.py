@@ -1,5 +1,5 @@
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import torch as th
 from gymnasium import spaces
@@ -10,7 +10,6 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.td3.policies import Actor, TD3Policy
 from torch import nn
 
-from sb3_course.common.fast_path import FastPolicyMixin
 from sb3_course.common.validation import check_float
 
 # The course networks (the notes' ``Actor`` / ``Critic``): actor obs -> 128 -> 64 -> action, critic q_estimator 128 -> 32 -> 1
@@ -169,10 +168,9 @@ class EncoderCritic(ContinuousCritic):
         return self.q_networks[0](features, actions)
 
 
-class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
+class CourseDDPGPolicy(TD3Policy):
     """
-    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic (and the
-    mode switch of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Actor-critic policy of the course DDPG: SB3's ``TD3Policy`` with a clamped actor and an encoder critic.
 
     :param observation_space: Observation space
     :param action_space: Action space
@@ -188,9 +186,6 @@ class CourseDDPGPolicy(FastPolicyMixin, TD3Policy):
         U(-final_layer_init, final_layer_init) (the DDPG paper's 3e-3); ``None``: PyTorch's default (the notes')
     :param kwargs: other keyword arguments of ``TD3Policy``
     """
-
-    # the modules SB3's set_training_mode switches (its targets stay in evaluation mode)
-    trained_modules: ClassVar[tuple[str, ...]] = ("actor", "critic")
 
     actor: Actor
     actor_target: Actor

@@ -1,19 +1,16 @@
-from typing import Any, ClassVar
+from typing import Any
 
 from stable_baselines3.dqn.policies import CnnPolicy as SB3CnnPolicy
 from stable_baselines3.dqn.policies import DQNPolicy
 from stable_baselines3.dqn.policies import MultiInputPolicy as SB3MultiInputPolicy
 
-from sb3_course.common.fast_path import FastPolicyMixin
-
 # The course network: obs -> 32 -> ReLU -> 32 -> ReLU -> n_actions (the notes' ``Brain.__init__``)
 COURSE_NET_ARCH = [32, 32]
 
 
-class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
+class CourseDQNPolicy(DQNPolicy):
     """
-    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default (and the mode switch
-    of :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    Q-network policy of the course DQN: SB3's ``DQNPolicy`` with the course MLP [32, 32] as default.
 
     The policy keeps SB3's ``q_net_target`` module so that checkpoints stay interchangeable with SB3's;
     ``CourseDQN`` decides whether it is used (``use_target_network``).
@@ -22,9 +19,6 @@ class CourseDQNPolicy(FastPolicyMixin, DQNPolicy):
     :param net_arch: hidden layer sizes (default: the course's [32, 32])
     :param kwargs: keyword arguments of ``DQNPolicy``
     """
-
-    # the modules SB3's set_training_mode switches (its targets stay in evaluation mode)
-    trained_modules: ClassVar[tuple[str, ...]] = ("q_net",)
 
     def __init__(self, *args: Any, net_arch: list[int] | None = None, **kwargs: Any) -> None:
         kwargs["net_arch"] = list(COURSE_NET_ARCH) if net_arch is None else net_arch

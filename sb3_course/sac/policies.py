@@ -1,4 +1,4 @@
-from typing import Any, ClassVar
+from typing import Any
 
 import torch as th
 from gymnasium import spaces
@@ -12,8 +12,6 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, Combine
 from stable_baselines3.common.type_aliases import PyTorchObs
 from stable_baselines3.sac.policies import Actor, SACPolicy
 from torch import nn
-
-from sb3_course.common.fast_path import FastPolicyMixin
 
 # log(1 - tanh(u)^2 + eps) in the squash correction (the notes' ``SAC.sample_action``); SB3 uses 1e-6
 COURSE_SQUASH_EPSILON = 1e-7
@@ -68,18 +66,14 @@ class TanhLogStdActor(Actor):
         return self.mu(latent_pi), th.tanh(self.log_std(latent_pi)), {}  # type: ignore[operator]
 
 
-class CourseSACPolicy(FastPolicyMixin, SACPolicy):
+class CourseSACPolicy(SACPolicy):
     """
     Policy of the course SAC: SB3's ``SACPolicy`` (twin concat-MLP critics, default hidden sizes (256, 256))
-    with the tanh log-std actor (and the mode switch of
-    :class:`sb3_course.common.fast_path.FastPolicyMixin`).
+    with the tanh log-std actor.
 
     :param args: positional arguments of ``SACPolicy``
     :param kwargs: keyword arguments of ``SACPolicy``
     """
-
-    # the modules SB3's set_training_mode switches (its targets stay in evaluation mode)
-    trained_modules: ClassVar[tuple[str, ...]] = ("actor", "critic")
 
     actor: TanhLogStdActor
 
