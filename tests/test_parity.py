@@ -379,12 +379,13 @@ def test_bad_sweep_exit_status_of_the_command(tmp_path):
 
 def test_a_changed_recipe_makes_a_new_course_job(monkeypatch):
     # A stored run of the old recipe must not be reused for the new one
-    from sb3_course.parity import cli, pairs
+    import sb3_course.zoo
+    from sb3_course.parity import cli
 
     pair = cli.parse_args(["--pairs", "course_dqn:dqn", "--mode", "recipe"]).pairs[0]
     (before,), _ = cli.jobs_of(pair, "recipe", 1, 5)
-    recipes = pairs.load_recipes("course_dqn")
+    recipes = sb3_course.zoo.load_recipes("course_dqn")
     changed = {**recipes, "CartPole-v1": {**recipes["CartPole-v1"], "learning_rate": 1.0e-3}}
-    monkeypatch.setattr(pairs, "load_recipes", lambda key: changed)
+    monkeypatch.setattr(sb3_course.zoo, "load_recipes", lambda key: changed)
     (after,), _ = cli.jobs_of(pair, "recipe", 1, 5)
     assert before.key != after.key and json.loads(after.hyperparams)["learning_rate"] == 1.0e-3

@@ -32,19 +32,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from sb3_course.benchmarks.matchups import matchups
 from sb3_course.benchmarks.speed import CLASSES
 from sb3_course.common import fast_path
-from sb3_course.ddpg import ddpg as ddpg_module
-from sb3_course.dqn import dqn as dqn_module
 from sb3_course.registry import ALGORITHMS
-from sb3_course.sac import sac as sac_module
 
-TRAIN_MODULES = (dqn_module, ddpg_module, sac_module)
-# The algorithms that train through the fast path, and those among them whose actor loss freezes a critic
+# The algorithms that train through the fast path, the modules of their train() methods, and the algorithms whose
+# actor loss freezes a critic
 ALGOS = tuple(key for key, algorithm in ALGORITHMS.items() if issubclass(algorithm.course_class, fast_path.FastOffPolicyMixin))
-FROZEN_ALGOS = tuple(
-    key
-    for key in ALGOS
-    if ALGORITHMS[key].course_class.__module__ in {module.__name__ for module in TRAIN_MODULES if hasattr(module, "frozen")}
-)
+TRAIN_MODULES = tuple(sys.modules[ALGORITHMS[key].course_class.__module__] for key in ALGOS)
+FROZEN_ALGOS = tuple(key for key, module in zip(ALGOS, TRAIN_MODULES, strict=True) if hasattr(module, "frozen"))
 
 
 def sb3_optimizer_step(

@@ -19,7 +19,7 @@ import torch as th
 from sb3_course.common.fast_path import with_fused_adam
 from sb3_course.ddpg.ddpg import learning_rates
 from sb3_course.registry import ALGORITHMS, SB3_DQN_WITHOUT_TARGET_NETWORK, algorithm_of
-from sb3_course.zoo import load_recipes
+from sb3_course.zoo import load_recipes, recipe_block
 
 MODES = ("matched", "recipe")
 
@@ -139,8 +139,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
     ``policy_kwargs`` override is merged into the recipe's policy_kwargs (a string then, as rl-zoo3 reads it).
     """
     algorithm_of(key)
-    recipes = load_recipes(key)
-    recipe = dict(recipes.get(env_id, recipes["default"]))
+    recipe = recipe_block(key, env_id)
     for name, value in (overrides or {}).items():
         if name == "policy_kwargs":
             value = _kwargs_source({**_eval_kwargs(recipe.get("policy_kwargs")), **_eval_kwargs(value)})

@@ -75,6 +75,12 @@ def load_recipes(algo: str) -> dict[str, dict[str, Any]]:
         return yaml.safe_load(file)
 
 
+def recipe_block(algo: str, env_id: str) -> dict[str, Any]:
+    """The recipe block of ``env_id`` in ``hyperparams/<algo>.yml``, else its ``default`` block (a copy)."""
+    recipes = load_recipes(algo)
+    return dict(recipes.get(env_id, recipes["default"]))
+
+
 def register() -> None:
     """
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /

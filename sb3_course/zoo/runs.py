@@ -12,7 +12,7 @@ from rl_zoo3 import ALGOS, create_test_env, get_saved_hyperparams
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_course.a3c import A3C
-from sb3_course.zoo import load_recipes, register
+from sb3_course.zoo import recipe_block, register
 
 
 def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
@@ -22,9 +22,8 @@ def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
     """
     if algo != "a3c":
         return 1
-    recipes = load_recipes("a3c")
     default = inspect.signature(A3C.__init__).parameters["n_workers"].default
-    return int(hyperparams.get("n_workers", recipes.get(env_id, recipes["default"]).get("n_workers", default)))
+    return int(hyperparams.get("n_workers", recipe_block("a3c", env_id).get("n_workers", default)))
 
 
 def final_model_return(algo: str, env_id: str, run_folder: str, n_episodes: int, seed: int) -> float:
