@@ -111,6 +111,25 @@ def test_harmonic_exploration_over_episodes():
     assert model.logger.name_to_value["rollout/exploration_rate"] == pytest.approx(0.5 / (model._episode_num + 1))
 
 
+def test_harmonic_exploration_floor(tmp_path):
+    # max(eps0 / (k + 1), floor): the harmonic values while above the floor, the floor after
+    model = CourseDQN(
+        "MlpPolicy", "CartPole-v1", policy_kwargs=TINY, exploration_initial_eps=0.5, exploration_min_eps=0.1, seed=0
+    )
+    recorder = RecordEpsilon()
+    model.learn(400, callback=recorder)
+    assert max(finished for _, finished in recorder.records) > 5
+    for epsilon, finished in recorder.records:
+        assert epsilon == pytest.approx(0.5 / (finished + 1) if finished < 4 else 0.1)
+    model.save(tmp_path / "dqn")
+    assert CourseDQN.load(tmp_path / "dqn").exploration_min_eps == 0.1
+
+
+def test_exploration_floor_of_a_linear_schedule_warns():
+    with pytest.warns(UserWarning, match=r"exploration_min_eps only with exploration_decay='harmonic'"):
+        CourseDQN("MlpPolicy", "CartPole-v1", exploration_decay="linear", exploration_min_eps=0.1)
+
+
 def test_linear_exploration_is_sb3s():
     model = CourseDQN(
         "MlpPolicy", "CartPole-v1", policy_kwargs=TINY, exploration_decay="linear",
@@ -176,7 +195,10 @@ def test_box_action_space_rejected_at_construction():
 
 @pytest.mark.parametrize(
     "kwargs, name",
-    [(dict(gamma=1.5), "gamma"), (dict(tau=0.0), "tau"), (dict(exploration_decay="cosine"), "exploration_decay")],
+    [
+        (dict(gamma=1.5), "gamma"), (dict(tau=0.0), "tau"), (dict(exploration_decay="cosine"), "exploration_decay"),
+        (dict(exploration_min_eps=1.5), "exploration_min_eps"), (dict(exploration_min_eps=-0.1), "exploration_min_eps"),
+    ],  # fmt: skip
 )
 def test_invalid_hyperparameters(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -278,6 +278,7 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], object]] = {
     "exploration_fraction": partial(check_float, low=0.0),
     "exploration_initial_eps": partial(check_float, low=0.0, high=1.0),
     "exploration_final_eps": partial(check_float, low=0.0, high=1.0),
+    "exploration_min_eps": partial(check_float, low=0.0, high=1.0),
     "max_grad_norm": partial(check_float, low=0.0, low_inclusive=False),
     "stats_window_size": partial(check_int, low=1),
     "ent_coef": check_ent_coef,

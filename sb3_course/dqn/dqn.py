@@ -26,7 +26,7 @@ EXPLORATION_DECAYS = ("harmonic", "linear")
 def warn_unused(setting: str, active: bool, **values: tuple[Any, Any]) -> None:
     """
     Warn when hyperparameters that only ``setting`` uses are given (differ from their defaults) without it: an SB3
-    recipe for DQN sets them and expects them to act.
+    recipe for DQN sets them and expects them to act (and a harmonic floor does nothing to a linear schedule).
 
     :param setting: the setting that uses them, as the user would write it
     :param active: whether it is on
@@ -35,7 +35,7 @@ def warn_unused(setting: str, active: bool, **values: tuple[Any, Any]) -> None:
     given = [name for name, (value, default) in values.items() if value != default]
     if given and not active:
         warnings.warn(
-            f"CourseDQN uses {', '.join(given)} only with {setting} (SB3's DQN behaviour); without it they have no effect",
+            f"CourseDQN uses {', '.join(given)} only with {setting}; without it they have no effect",
             stacklevel=3,
         )
 
@@ -51,7 +51,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     online network itself unless ``use_target_network=True``, which restores SB3's target network
     (hard copy every ``target_update_interval`` steps with ``tau=1``, or a soft update with ``tau < 1``).
     Exploration is epsilon-greedy with the course's harmonic schedule ``eps0 / (k + 1)``, k the number of
-    finished episodes, or SB3's linear schedule.
+    finished episodes (optionally kept at or above ``exploration_min_eps``), or SB3's linear schedule.
 
     Differences from the course notes:
 
@@ -100,6 +100,9 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     :param exploration_decay: ``"harmonic"`` (course: ``exploration_initial_eps / (episodes + 1)``) or
         ``"linear"`` (SB3: from ``exploration_initial_eps`` to ``exploration_final_eps`` over
         ``exploration_fraction`` of training)
+    :param exploration_min_eps: floor of the harmonic schedule, ``max(eps0 / (k + 1), exploration_min_eps)``
+        (course: 0, the schedule decays towards 0). A floor keeps some non-greedy actions in the replay buffer
+        once the policy is good, so the Q values of both actions keep being learned (docs/results.md)
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -142,6 +145,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         *,
         use_target_network: bool = False,
         exploration_decay: Literal["harmonic", "linear"] = "harmonic",
+        exploration_min_eps: float = 0.0,
     ) -> None:
         if exploration_decay not in EXPLORATION_DECAYS:
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
@@ -152,7 +156,8 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
             n_steps=n_steps, target_update_interval=target_update_interval, exploration_fraction=exploration_fraction,
             exploration_initial_eps=exploration_initial_eps, exploration_final_eps=exploration_final_eps,
-            max_grad_norm=max_grad_norm, stats_window_size=stats_window_size, verbose=verbose, seed=seed,
+            exploration_min_eps=exploration_min_eps, max_grad_norm=max_grad_norm, stats_window_size=stats_window_size,
+            verbose=verbose, seed=seed,
         )  # fmt: skip
         warn_unused(
             "use_target_network=True",
@@ -166,8 +171,12 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             exploration_fraction=(exploration_fraction, 0.1),
             exploration_final_eps=(exploration_final_eps, 0.05),
         )
+        warn_unused(
+            "exploration_decay='harmonic'", exploration_decay == "harmonic", exploration_min_eps=(exploration_min_eps, 0.0)
+        )
         self.use_target_network = use_target_network
         self.exploration_decay = exploration_decay
+        self.exploration_min_eps = checked.pop("exploration_min_eps")
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
@@ -192,7 +201,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     def _exploration_rate(self) -> float:
         if self.exploration_decay == "harmonic":
             # epsilon = eps0 / (k + 1), k = finished episodes (the notes: ``0.5 * (1 / (episode + 1))``)
-            return self.exploration_initial_eps / (self._episode_num + 1)
+            return max(self.exploration_initial_eps / (self._episode_num + 1), self.exploration_min_eps)
         return self.exploration_schedule(self._current_progress_remaining)
 
     def _sample_action(
