@@ -75,18 +75,20 @@ DEFAULT_PAIRS = (
 
 # What the matched SB3 side cannot reproduce (SB3 has no argument for it)
 MATCHING_GAPS = {
-    "course_dqn": "epsilon: SB3 decays linearly (0.5 -> 0.01 over the first 2% of steps) where the course decays "
-    "harmonically per episode, 0.5 / (episodes + 1) (with exploration_decay=linear on the course side, nothing: "
+    "course_dqn": "epsilon: SB3 decays linearly (0.5 -> the course's exploration_min_eps, at least 0.01, over the "
+    "first 2% of steps) where the course decays harmonically per episode, max(0.5 / (episodes + 1), "
+    "exploration_min_eps) (with exploration_decay=linear on the course side, nothing: "
     "SB3's DQN then trains the course network to the same weights bit for bit)",
     "reinforce": "A2C learns from fixed 500-step rollouts bootstrapped from its critic (gae_lambda 1) where "
     "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic "
     "(with n_steps=500 and use_baseline=True on the course side, nothing: REINFORCE's fixed-batch mode then "
     "computes A2C's updates)",
     "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
-    "per rollout of all envs and averages the loss over it, where A3C's workers update the shared weights "
-    "asynchronously, each with its own Adam, from their own rollouts with summed losses (so gradient clipping "
-    "at max_grad_norm bites at a different scale) that end at every episode end (with n_workers=1 and the "
-    "A2CUpdates callback on the course side, nothing: one worker then takes A2C's update on A2C's rollouts)",
+    "per rollout of all envs (500 steps where A3C's rollouts are whole episodes) and averages the loss over it, "
+    "where A3C's workers update the shared weights asynchronously, each with its own Adam, from their own "
+    "rollouts with summed losses (so gradient clipping at max_grad_norm bites at a different scale) that end at "
+    "every episode end (with n_workers=1 and the A2CUpdates callback on the course side, nothing: one worker "
+    "then takes A2C's update on A2C's rollouts)",
     "course_ddpg": "SB3's DDPG (training the course's CourseDDPGPolicy network) has one learning rate (the course "
     "critic's is used for the actor too, where the course actor's is lower), an MSE critic loss (course: "
     "SmoothL1) and rl-zoo3's OU noise theta 0.15 (course: 0.1)",
@@ -109,9 +111,9 @@ SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
     ),
     # REINFORCE's fixed-batch mode with the learned baseline: A2C's rollouts, advantages and losses
     "reinforce": ("n_steps:500", "use_baseline:True"),
-    # One worker (no asynchrony) taking A2C's update (A2CUpdates: fixed rollouts across episode ends, mean loss);
-    # no clipping (as the first A3C check, whose 20 A2C runs this one shares)
-    "a3c": ("n_workers:1", "max_grad_norm:1e309", "callback:sb3_course.parity.a2c_updates.A2CUpdates"),
+    # One worker (no asynchrony) taking A2C's update (A2CUpdates: fixed 20-step rollouts across episode ends, mean
+    # loss, where the recipe's workers learn from whole episodes); no clipping, as the recipe
+    "a3c": ("n_workers:1", "n_steps:20", "max_grad_norm:1e309", "callback:sb3_course.parity.a2c_updates.A2CUpdates"),
 }
 
 
@@ -179,7 +181,9 @@ def _matched_dqn(s: dict[str, Any]) -> dict[str, Any]:
             exploration_fraction=s["exploration_fraction"],
         )
     else:
-        block.update(exploration_initial_eps=s["exploration_initial_eps"], exploration_final_eps=0.01)
+        # the harmonic schedule is near 0.01 after 50 episodes; with a floor, it ends at the floor
+        final_eps = max(s["exploration_min_eps"], 0.01)
+        block.update(exploration_initial_eps=s["exploration_initial_eps"], exploration_final_eps=final_eps)
         block.update(exploration_fraction=0.02)
     # SB3's DQN trains the course network (CourseDQNPolicy) with the course side's Adam (fused unless the recipe
     # chose): with linear exploration both sides then compute the same runs bit for bit
@@ -216,7 +220,7 @@ def _matched_a3c(s: dict[str, Any]) -> dict[str, Any]:
     return _matched_a2c(
         s,
         n_envs=s["n_workers"],
-        n_steps=s["n_steps"],
+        n_steps=s["n_steps"] or 500,  # whole-episode rollouts: CartPole's longest episode
         normalize_advantage=False,
         policy="A3CPolicy",
         policy_kwargs=_kwargs_source(s["policy_kwargs"]),
