@@ -97,6 +97,8 @@ def suggest_course_dqn(trial: optuna.Trial) -> dict[str, Any]:
     if params["exploration_decay"] == "linear":
         params["exploration_fraction"] = trial.suggest_float("exploration_fraction", 0.05, 0.5)
         params["exploration_final_eps"] = trial.suggest_float("exploration_final_eps", 0.0, 0.2)
+    else:
+        params["exploration_min_eps"] = trial.suggest_float("exploration_min_eps", 0.0, 0.1)
     return params
 
 
