@@ -73,6 +73,10 @@ DEFAULT_PAIRS = (
     default_pair("course_sac", 2_000),
 )
 
+# A2C's rollout length where a course side learns from whole episodes (REINFORCE, A3C by default): CartPole-v1's
+# longest episode
+WHOLE_EPISODE_STEPS = 500
+
 # What the matched SB3 side cannot reproduce (SB3 has no argument for it)
 MATCHING_GAPS = {
     "course_dqn": "epsilon: SB3 decays linearly (0.5 -> the course's exploration_min_eps, at least 0.01, over the "
@@ -209,7 +213,7 @@ def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
     return _matched_a2c(
         s,
         n_envs=1,
-        n_steps=s["n_steps"] or 500,
+        n_steps=s["n_steps"] or WHOLE_EPISODE_STEPS,
         normalize_advantage=s["normalize_advantage"],
         policy_kwargs=f"dict(net_arch=dict(pi={net_arch}, vf={net_arch}), activation_fn=nn.ReLU)",
     )
@@ -220,7 +224,7 @@ def _matched_a3c(s: dict[str, Any]) -> dict[str, Any]:
     return _matched_a2c(
         s,
         n_envs=s["n_workers"],
-        n_steps=s["n_steps"] or 500,  # whole-episode rollouts: CartPole's longest episode
+        n_steps=s["n_steps"] or WHOLE_EPISODE_STEPS,
         normalize_advantage=False,
         policy="A3CPolicy",
         policy_kwargs=_kwargs_source(s["policy_kwargs"]),
