@@ -118,6 +118,28 @@ def test_worker_exception_reaches_main_process(worker_pids):
     assert_no_worker_alive(worker_pids)
 
 
+def cartpole_failing_at_step_50() -> gym.Env:
+    class FailingAt50(gym.Wrapper):
+        steps = 0
+
+        def step(self, action):
+            self.steps += 1
+            if self.steps == 50:
+                time.sleep(0.5)  # the main process has seen the 50th step and stops the pool meanwhile
+                raise RuntimeError("boom at the budget's last step")
+            return super().step(action)
+
+    return FailingAt50(gym.make("CartPole-v1"))
+
+
+def test_worker_exception_at_the_last_step_of_the_budget_is_not_lost(worker_pids):
+    # The shared counter reaches the budget before the env fails: the main loop may end before the error arrives
+    model = A3C("MlpPolicy", cartpole_failing_at_step_50, n_workers=1, policy_kwargs=TINY)
+    with pytest.raises(A3CWorkerError, match="boom at the budget's last step"):
+        model.learn(50)
+    assert_no_worker_alive(worker_pids)
+
+
 @pytest.mark.parametrize("exception", [None, KeyboardInterrupt])
 def test_stop_and_interrupt_leave_no_worker(worker_pids, exception):
     model = A3C("MlpPolicy", "CartPole-v1", n_workers=2, policy_kwargs=TINY)

@@ -244,6 +244,32 @@ def test_learn_nothing_returns_at_once(started_pools, total_timesteps):
     assert model.num_timesteps == 0 and started_pools == []
 
 
+def cartpole_dying_in_workers() -> gym.Env:
+    import multiprocessing
+
+    if multiprocessing.current_process().name.startswith("A3C-worker"):
+        os._exit(3)  # the worker ends before its first step without a message, as at start-up failures
+    return gym.make("CartPole-v1")
+
+
+def test_a_worker_dying_between_poll_and_exit_check_is_reported(monkeypatch):
+    # The main thread paused right after a poll that still saw the worker alive: the worker's exit must be read by a
+    # later poll, not taken for the end of training
+    poll = a3c_pool.WorkerPool.poll
+
+    def paused_poll(pool, timeout):
+        received = poll(pool, timeout)
+        while not pool.all_exited():
+            time.sleep(0.01)
+        return received
+
+    monkeypatch.setattr(a3c_pool.WorkerPool, "poll", paused_poll)
+    model = A3C("MlpPolicy", cartpole_dying_in_workers, n_workers=1, policy_kwargs=TINY)
+    with pytest.raises(a3c_pool.A3CWorkerError, match="worker 0 ended with exit code 3 before it could report"):
+        model.learn(1_000)
+    assert model.num_timesteps == 0
+
+
 def test_device_must_be_the_cpu():
     for device in ("cuda", "cuda:0", "meta"):
         with pytest.raises(ValueError, match=r"shared CPU memory \(Hogwild\), so device must be 'cpu' or 'auto'") as error:

@@ -15,7 +15,8 @@ from sb3_course.zoo import COURSE_ALGOS, register
 from sb3_course.zoo.checks import ZOO_KEYS, constructor_arguments
 from sb3_course.zoo.samplers import HYPERPARAMS_CONVERTER, HYPERPARAMS_SAMPLER
 
-# course key -> (env id, extra flags) for a two-trial study of a few hundred steps
+# course key -> (env id, extra flags) for a two-trial study of a few hundred steps; each test passes --seed, which
+# seeds rl-zoo3's sampler too, so that the trials' hyperparameters are the same in every run
 STUDIES = {
     "course_dqn": ("CartPole-v1", ["-params", "learning_starts:50"]),
     "reinforce": ("CartPole-v1", []),
@@ -64,7 +65,7 @@ def test_sampled_and_converted_kwargs_are_constructor_arguments(key):
 def test_optimize_runs_two_trials(key, tmp_path):
     storage = tmp_path / "study.log"
     result = subprocess.run(
-        train_command(key, "-f", "logs", "--storage", str(storage), "--study-name", key),
+        train_command(key, "-f", "logs", "--storage", str(storage), "--study-name", key, "--seed", "0"),
         capture_output=True,
         text=True,
         cwd=tmp_path,
@@ -82,7 +83,9 @@ def test_two_processes_share_one_journal_study(tmp_path):
     storage = tmp_path / "shared" / "study.log"
     workers = [
         subprocess.Popen(
-            train_command("course_dqn", "-f", f"worker_{i}", "--storage", str(storage), "--study-name", "shared"),
+            train_command(
+                "course_dqn", "-f", f"worker_{i}", "--storage", str(storage), "--study-name", "shared", "--seed", str(i)
+            ),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -324,10 +324,14 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
             pool.start()
             callback.on_rollout_start()
             while self._advance(pool.steps, total_timesteps, callback):
+                # Read before polling: a worker that exits after the poll must be polled (its exit code, its
+                # error) before the loop may end on it
+                all_exited = pool.all_exited()
                 self._record(pool.poll(timeout=0.02), log_interval, monitor_file)
-                if self.num_timesteps >= total_timesteps or (pool.all_exited() and pool.steps == self.num_timesteps):
+                if self.num_timesteps >= total_timesteps or (all_exited and pool.steps == self.num_timesteps):
                     break
             callback.on_rollout_end()
         finally:
             remaining = pool.close()
         self._record(remaining, log_interval, monitor_file)
+        pool.raise_errors(remaining)  # a worker that failed while the pool was stopping

@@ -119,11 +119,11 @@ class WorkerPool:
     def poll(self, timeout: float) -> list[tuple]:
         """Messages received within ``timeout`` seconds; raises ``A3CWorkerError`` if a worker failed."""
         received = self._drain(timeout)
-        self._raise_errors(received)
+        self.raise_errors(received)
         for rank, process in enumerate(self.processes):
             if process.exitcode not in (None, 0):
                 # Its error message may still be in the pipe.
-                self._raise_errors(self._drain(1.0))
+                self.raise_errors(self._drain(1.0))
                 raise A3CWorkerError(self._death_message(rank, process.exitcode))
         return received
 
@@ -145,7 +145,7 @@ class WorkerPool:
         )
 
     @staticmethod
-    def _raise_errors(received: list[tuple]) -> None:
+    def raise_errors(received: list[tuple]) -> None:
         for message in received:
             if message[0] == ERROR:
                 raise A3CWorkerError(f"A3C worker {message[1]} failed:\n{message[2]}")
