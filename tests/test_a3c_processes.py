@@ -5,6 +5,7 @@ subprocess marked by an environment variable that every process it starts inheri
 or not, escapes the final check (``/proc``: Linux).
 """
 
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ import torch as th
 
 from sb3_course import A3C
 from sb3_course.a3c import pool as a3c_pool
+from sb3_course.a3c.worker import WORKER_NAME
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -245,9 +247,7 @@ def test_learn_nothing_returns_at_once(started_pools, total_timesteps):
 
 
 def cartpole_dying_in_workers() -> gym.Env:
-    import multiprocessing
-
-    if multiprocessing.current_process().name.startswith("A3C-worker"):
+    if multiprocessing.current_process().name.startswith(WORKER_NAME):
         os._exit(3)  # the worker ends before its first step without a message, as at start-up failures
     return gym.make("CartPole-v1")
 
