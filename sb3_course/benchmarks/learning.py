@@ -54,17 +54,19 @@ def train_seed(
     eval_episodes: int = 10,
     log_root: str | None = None,
     extra_args: list[str] | None = None,
+    final_episodes: int | None = None,
 ) -> LearningRun:
     """
     Train one seed with the experiment runner's trainer (``sb3-course train`` in a subprocess, one torch thread),
-    keeping its log folder under ``log_root`` (the system's temporary folder by default), and evaluate its final model.
+    keeping its log folder under ``log_root`` (the system's temporary folder by default), and evaluate its final model
+    over ``final_episodes`` deterministic episodes (``eval_episodes`` when ``None``).
     """
     if log_root is not None:
         os.makedirs(log_root, exist_ok=True)
     log_folder = tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-", dir=log_root)
     job = Job(algo, env_id, seed, n_timesteps, eval_freq, eval_episodes, extra_args=tuple(extra_args or ()))
     run_folder, evaluations = train(job, log_folder)
-    final = final_model_return(algo, env_id, run_folder, eval_episodes, seed)
+    final = final_model_return(algo, env_id, run_folder, final_episodes or eval_episodes, seed)
     mean_returns = np.asarray(evaluations["returns"]).mean(axis=1)
     return LearningRun(seed, np.asarray(evaluations["timesteps"]), mean_returns, final, evaluations["wall_time"])
 
@@ -101,6 +103,7 @@ def main() -> None:
     parser.add_argument("-n", "--n-timesteps", type=int, required=True)
     parser.add_argument("--eval-freq", type=int, required=True)
     parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--final-episodes", type=int, default=None, help="episodes of the final model's evaluation")
     parser.add_argument("--threshold", type=float, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--log-root", default=None, help="keep each seed's rl-zoo3 log folder under this folder")
@@ -110,6 +113,7 @@ def main() -> None:
     runs = train_seeds(
         args.algo, args.env, args.seeds, args.n_timesteps, args.eval_freq, args.jobs,
         eval_episodes=args.eval_episodes, log_root=args.log_root, extra_args=extra,
+        final_episodes=args.final_episodes,
     )  # fmt: skip
     print(markdown_table(runs, args.threshold))
     print(f"Total wall time: {time.perf_counter() - start:.0f} s with {args.jobs} parallel jobs.")
