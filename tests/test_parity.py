@@ -16,7 +16,9 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.env_util import make_vec_env
 from test_verify import RUN_OPTIONS_REFUSED
 
+from sb3_course.experiments.runner import RunStore
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
+from sb3_course.parity.cli import jobs_of, parse_args, results_of
 from sb3_course.parity.pairs import Pair, course_recipe, course_settings, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
 from sb3_course.zoo import COURSE_ALGOS
@@ -389,3 +391,18 @@ def test_a_changed_recipe_makes_a_new_course_job(monkeypatch):
     monkeypatch.setattr(sb3_course.zoo, "load_recipes", lambda key: changed)
     (after,), _ = cli.jobs_of(pair, "recipe", 1, 5)
     assert before.key != after.key and json.loads(after.hyperparams)["learning_rate"] == 1.0e-3
+
+
+def test_sides_with_unequal_seeds_are_judged_on_the_seeds_both_have(tmp_path, capsys):
+    # The SB3 side has seeds 0-3 (two of them shared with another sweep), the course side 0-1: the matched pair
+    # stays paired on seeds 0 and 1, and the left-out runs are named
+    args = parse_args([*TINY, "--seeds", "4", "--out", str(tmp_path)])
+    pair = args.pairs[0]
+    course_jobs, sb3_jobs = jobs_of(pair, "matched", 4, args.eval_episodes)
+    store = RunStore(args.runs)
+    for job in course_jobs[:2] + sb3_jobs:
+        store.save(job, {"timesteps": [200, 400], "returns": [[20.0 + job.seed, 21.0]] * 2, "wall_time": 1.0})
+    (result,) = results_of(args)
+    assert [run.job.seed for run in result.course.runs] == [run.job.seed for run in result.sb3.runs] == [0, 1]
+    assert all(comparison.paired for comparison in result.comparisons)
+    assert "judged on the 2 seeds both sides have; the runs of seeds [2, 3]" in capsys.readouterr().err

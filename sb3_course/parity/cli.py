@@ -168,8 +168,18 @@ def results_of(args: argparse.Namespace) -> list[Result]:
     for pair in args.pairs:
         for mode in args.mode:
             course_jobs, sb3_jobs = jobs_of(pair, mode, args.seeds, args.eval_episodes)
-            course = [store.load(job) for job in course_jobs if store.has(job)]
-            sb3 = [store.load(job) for job in sb3_jobs if store.has(job)]
+            # Both sides are judged on the seeds both have: a side that has more (runs shared with another sweep)
+            # would make the sides unequal and silently drop the pairing of matched runs
+            seeds = {job.seed for job in course_jobs if store.has(job)} & {job.seed for job in sb3_jobs if store.has(job)}
+            course = [store.load(job) for job in course_jobs if job.seed in seeds]
+            sb3 = [store.load(job) for job in sb3_jobs if job.seed in seeds]
+            unmatched = sorted({job.seed for job in course_jobs + sb3_jobs if store.has(job)} - seeds)
+            if unmatched:
+                print(
+                    f"{pair.name} ({mode}): judged on the {len(seeds)} seeds both sides have; the runs of seeds "
+                    f"{unmatched} have no counterpart on the other side and are left out",
+                    file=sys.stderr,
+                )
             if course and sb3:
                 results.append(evaluate(pair, mode, course, sb3, args.tolerance, args.last_evals))
     return results
