@@ -236,3 +236,35 @@ def test_final_layer_init_bounds_the_last_layers():
     assert th.equal(model.actor.mu[-1].weight, model.actor_target.mu[-1].weight)
     with pytest.raises(ValueError, match="final_layer_init must lie in"):
         CourseDDPG("MlpPolicy", "Pendulum-v1", policy_kwargs=dict(final_layer_init=-1.0))
+
+
+def test_actor_bound_penalty_by_hand():
+    model, batch = ddpg_on_fixed_batch()
+    model.actor_bound_penalty = 2.0
+    with th.no_grad():
+        model.actor.mu[2].bias.fill_(0.7)  # some outputs past the bound, some inside
+    obs = batch.observations
+    unclamped = linear(linear(obs, model.actor.mu[0]).relu(), model.actor.mu[2])
+    assert (unclamped.abs() > 1).any() and (unclamped.abs() < 1).any(), "the fixture should exercise both sides"
+    model.train(gradient_steps=1, batch_size=3)
+    # L_mu = -Q(s, clamp(u(s))).mean() + c * mean_s sum_i max(|u_i(s)| - 1, 0)^2, Q after the critic's step
+    q_value = critic_by_hand(model.critic, obs, unclamped.clamp(-1, 1)).mean()
+    penalty = ((unclamped.abs() - 1).clamp(min=0) ** 2).sum(dim=1).mean()
+    assert model.logger.name_to_value["train/actor_loss"] == pytest.approx(float(-q_value + 2.0 * penalty), rel=1e-5)
+
+
+@pytest.mark.parametrize("penalty", [0.0, 1.0])
+def test_a_saturated_actor_moves_back_only_with_the_bound_penalty(penalty):
+    model, _ = ddpg_on_fixed_batch()
+    model.actor_bound_penalty = penalty
+    with th.no_grad():
+        model.actor.mu[2].bias.fill_(5.0)  # every output past the bound: the clamp passes no gradient
+    before = model.actor.mu[2].bias.item()
+    model.train(gradient_steps=3, batch_size=3)
+    after = model.actor.mu[2].bias.item()
+    assert (after < before) if penalty else (after == before)
+
+
+def test_actor_bound_penalty_is_checked():
+    with pytest.raises(ValueError, match="actor_bound_penalty"):
+        CourseDDPG("MlpPolicy", "Pendulum-v1", actor_bound_penalty=-1.0)

@@ -1,3 +1,4 @@
+import math
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -19,8 +20,8 @@ from sb3_course.common.fast_path import (
     optimizer_step,
     unshared_parameters,
 )
-from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
-from sb3_course.ddpg.policies import CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
+from sb3_course.common.validation import check_float, check_off_policy_arguments, check_policy_class
+from sb3_course.ddpg.policies import ClampedActor, CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
 
@@ -113,6 +114,11 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
     :param actor_learning_rate: learning rate of the actor's Adam (``None``: ``learning_rate``)
     :param critic_learning_rate: learning rate of the critic's Adam (``None``: ``learning_rate``)
     :param critic_loss: ``"smooth_l1"`` (course) or ``"mse"`` (SB3's DDPG)
+    :param actor_bound_penalty: weight ``c`` of a term ``c * sum_i max(|u_i(s)| - 1, 0)^2`` added to the actor loss,
+        ``u`` the clamped actor's output before the clamp (course: 0, no term). The clamp passes no gradient past a
+        bound, so an actor pushed past it by the critic stays there for good; the term pulls it back to where the
+        critic's gradient reaches it. Like the penalty on the actor's pre-activations of Andrychowicz et al. (2017,
+        HER), which keeps a tanh actor out of saturation, but zero inside the bounds. No effect on a tanh actor.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
@@ -151,6 +157,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         actor_learning_rate: float | Schedule | None = None,
         critic_learning_rate: float | Schedule | None = None,
         critic_loss: Literal["smooth_l1", "mse"] = "smooth_l1",
+        actor_bound_penalty: float = 0.0,
     ) -> None:
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
@@ -168,6 +175,8 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             learning_rate, actor_learning_rate, critic_learning_rate
         )
         self.critic_loss = critic_loss
+        check_float("actor_bound_penalty", actor_bound_penalty, 0.0, math.inf, high_inclusive=False)
+        self.actor_bound_penalty = float(actor_bound_penalty)
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
@@ -244,7 +253,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic, whose
             # own weights stay out of the graph (only dQ/da is needed)
             with frozen(params["critic_only"]):
-                actor_loss = -self.critic.q1_forward(replay_data.observations, self.actor(replay_data.observations)).mean()
+                actor_loss = self._actor_loss(replay_data.observations)
             actor_losses.append(actor_loss.item())
             optimizer_step(self.actor.optimizer, actor_loss)
 
@@ -258,6 +267,16 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
         self.logger.record("train/actor_loss", np.mean(actor_losses))
         self.logger.record("train/critic_loss", np.mean(critic_losses))
+
+    def _actor_loss(self, observations: th.Tensor) -> th.Tensor:
+        if not self.actor_bound_penalty or not isinstance(self.actor, ClampedActor):
+            # L_mu = -Q(s, mu(s)).mean()
+            return -self.critic.q1_forward(observations, self.actor(observations)).mean()
+        # L_mu = -Q(s, clamp(u(s))).mean() + c * mean_s sum_i max(|u_i(s)| - 1, 0)^2: the clamp passes no gradient
+        # past a bound, the penalty pulls an output that left it back to where Q's gradient reaches it again
+        unclamped = self.actor.unclamped(observations)
+        past_bound = F.relu(unclamped.abs() - 1.0).square().sum(dim=1).mean()
+        return -self.critic.q1_forward(observations, unclamped.clamp(-1.0, 1.0)).mean() + self.actor_bound_penalty * past_bound
 
     def learn(
         self: SelfCourseDDPG,

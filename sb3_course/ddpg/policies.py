@@ -49,9 +49,13 @@ class ClampedActor(Actor):
         # The same MLP as SB3's actor without its final tanh
         self.mu = nn.Sequential(*create_mlp(features_dim, get_action_dim(self.action_space), net_arch, activation_fn))
 
+    def unclamped(self, obs: th.Tensor) -> th.Tensor:
+        """The MLP's output before the clamp, u(s)."""
+        return super().forward(obs)
+
     def forward(self, obs: th.Tensor) -> th.Tensor:
-        # mu(s) = clamp(MLP(s), -1, 1): zero gradient outside the bounds, as in the notes
-        return super().forward(obs).clamp(-1.0, 1.0)
+        # mu(s) = clamp(u(s), -1, 1): zero gradient outside the bounds, as in the notes
+        return self.unclamped(obs).clamp(-1.0, 1.0)
 
 
 def init_final_layer(mlp: nn.Sequential, bound: float | None) -> None:
