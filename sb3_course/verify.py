@@ -24,7 +24,7 @@ import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.experiments.jobs import Job, RunResult
-from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_unfinished
+from sb3_course.experiments.runner import RunStore, exit_on_damaged_run, run_interruptibly, run_local, run_unfinished
 from sb3_course.registry import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
 from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> None:
     failures: list[str] = []
     if not args.report_only:
         failures = run_interruptibly(partial(run, args, store), store.folder)
-    print(f"Report: {write_report(args, store, 'sb3-course verify ' + shlex.join(argv))}")
+    path = exit_on_damaged_run("sb3-course verify", lambda: write_report(args, store, "sb3-course verify " + shlex.join(argv)))
+    print(f"Report: {path}")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     if failures:

@@ -9,6 +9,7 @@ evaluation, seed), so a run shared by two sweeps (the course side of parity's ma
 """
 
 import json
+import math
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
@@ -46,17 +47,57 @@ class RunStore:
         write_text_atomically(f"{base}.json", json.dumps(meta, indent=1))
 
     def load(self, job: Job) -> RunResult:
-        """The saved run of ``job``; a ``ValueError`` naming the files when they cannot be read."""
+        """The saved run of ``job``; a :class:`DamagedRunError` naming the files when they cannot be read."""
         base = os.path.join(self.folder, job.key)
         try:
             with open(f"{base}.json") as file:
                 meta = json.load(file)
             with np.load(f"{base}.npz") as data:
-                return RunResult(job, data["timesteps"], data["returns"], meta["wall_time"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
+                return checked_run(RunResult(job, data["timesteps"], data["returns"], meta["wall_time"]))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            raise DamagedRunError(
                 f"run {base}.json / .npz cannot be read ({type(error).__name__}: {error}); delete both to train it again"
             ) from error
+
+
+class DamagedRunError(ValueError):
+    """A stored run whose files cannot be read or hold values no training run writes."""
+
+
+def checked_run(run: RunResult) -> RunResult:
+    """
+    ``run`` if its values are those of a training run (what the reports compute on), else a ``ValueError`` saying
+    what is wrong: a positive finite ``wall_time``; at least one evaluation, at non-negative increasing steps; the
+    returns finite, one row per evaluation and one column per evaluation episode of the job.
+    """
+    wall_time, timesteps, returns = run.wall_time, run.timesteps, run.returns
+    if isinstance(wall_time, bool) or not isinstance(wall_time, int | float) or not 0 < wall_time < math.inf:
+        raise ValueError(f"wall_time must be a positive number of seconds, got {wall_time!r}")
+    for name, array, ndim in (("timesteps", timesteps, 1), ("returns", returns, 2)):
+        if array.dtype.kind not in "iuf" or array.ndim != ndim or array.size == 0:
+            raise ValueError(f"{name} must be a non-empty {ndim}-D array of numbers, got shape {array.shape} {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    if timesteps[0] < 0 or (np.diff(timesteps) <= 0).any():
+        raise ValueError(f"timesteps must be non-negative and increasing, got {timesteps.tolist()}")
+    if returns.shape != (len(timesteps), run.job.eval_episodes):
+        raise ValueError(
+            f"returns must hold one row per evaluation and {run.job.eval_episodes} episodes per row (the job's "
+            f"eval_episodes), got shape {returns.shape} for {len(timesteps)} evaluations"
+        )
+    return run
+
+
+T = TypeVar("T")
+
+
+def exit_on_damaged_run(prog: str, read: Callable[[], T]) -> T:
+    """``read()`` (a report over stored runs); a damaged run ends the command with one line and status 2."""
+    try:
+        return read()
+    except DamagedRunError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 class CpuSlots:

@@ -22,7 +22,14 @@ from functools import partial
 from typing import Any
 
 from sb3_course.experiments.jobs import Job
-from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_ray, run_unfinished
+from sb3_course.experiments.runner import (
+    RunStore,
+    exit_on_damaged_run,
+    run_interruptibly,
+    run_local,
+    run_ray,
+    run_unfinished,
+)
 from sb3_course.parity.pairs import (
     DEFAULT_PAIRS,
     MODES,
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     failures: list[str] = []
     if not args.report_only:
         failures = run_interruptibly(partial(run_sweep, args), args.runs)
-    results = results_of(args)
+    results = exit_on_damaged_run("sb3-course parity", lambda: results_of(args))
     if results:
         path = write_report(results, args.out, "sb3-course parity " + shlex.join(argv), args.tolerance, args.last_evals)
         for result in results:
