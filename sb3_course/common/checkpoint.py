@@ -36,7 +36,7 @@ def with_suffix(path: str | pathlib.Path, suffix: str) -> pathlib.Path:
     return path if path.suffix else pathlib.Path(f"{path}.{suffix}")
 
 
-def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) -> None:
+def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type | None) -> None:
     """
     Raise a ``ValueError`` naming the file when it is not a complete SB3 model zip (truncated, corrupted, or no
     model at all; SB3's own ``load`` fails on some of these with ``AssertionError: No data found``), or when a
@@ -44,7 +44,7 @@ def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) ->
     ``FileNotFoundError``); file objects are not checked.
 
     :param path: the path given to ``load``
-    :param cls: the class whose ``load`` was called
+    :param cls: the class whose ``load`` was called (``None``: check that the file is whole, not who saved it)
     """
     if isinstance(path, io.BufferedIOBase):
         return
@@ -63,7 +63,7 @@ def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) ->
     if missing or damaged is not None:
         reason = f"missing {sorted(missing)}" if missing else f"member {damaged} is corrupted"
         raise ValueError(f"{path} is not a complete model file ({reason}): truncated or corrupted?")
-    if saved_by is not None and saved_by not in {parent.__name__ for parent in cls.__mro__}:
+    if cls is not None and saved_by is not None and saved_by not in {parent.__name__ for parent in cls.__mro__}:
         raise ValueError(f"{path} holds a {saved_by} model: load it with {saved_by}.load, not {cls.__name__}.load")
 
 

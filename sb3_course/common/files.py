@@ -7,14 +7,17 @@ What that gives, whoever else touches the folder:
 - a reader (another process, a resumed sweep) sees the previous file or the new one, never half of one, also when
   the writer is killed at any instruction or the disk fills up;
 - concurrent writers of one target each write their own temporary file; the last rename wins, whole;
-- a symlink, hard link, FIFO or read-only file planted at the target is replaced, never written through (a plain
+- a symlink, hard link or FIFO planted at the target is replaced, never written through (a plain
   ``open(target, "w")`` would overwrite the file a link points to, or block on a FIFO);
+- a file this user could not open for writing (one its owner made read-only) is not replaced: ``PermissionError``,
+  as SB3's ``save`` raises (for root, whom modes do not stop, it is replaced, as SB3's ``save`` overwrites it);
 - the new file keeps the permission bits of the file it replaces, else gets what ``open()`` gives under the umask
   (the umask is never changed: changing it is process-wide and races with other threads);
 - a temporary file left by a writer that was killed is removed by the next write of the same target on the same
   host once its process is gone.
 """
 
+import errno
 import os
 import pathlib
 import secrets
@@ -93,13 +96,27 @@ def _fsync_directory(path: pathlib.Path) -> None:
             os.close(fd)
 
 
+def _check_replaceable(target: pathlib.Path) -> None:
+    """
+    Raise ``PermissionError`` when ``target`` is a file this user may not write (``open(target, "w")`` would fail):
+    the rename needs only the folder's permission, but a file made read-only is a request not to overwrite it.
+    """
+    with suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            return  # a link, FIFO or folder: replaced, or refused by the rename
+        effective_ids = os.access in os.supports_effective_ids
+        if not os.access(target, os.W_OK, effective_ids=effective_ids):
+            raise PermissionError(errno.EACCES, "Permission denied: the file is read-only for this user (make it writable)")
+
+
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     """
     Yield a new temporary path next to ``target``; once the body has written it, give it the mode of the file it
     replaces (if any), flush it to disk and rename it over ``target``. On any error, or an exception in the body,
     the temporary file is removed and ``target`` is left as it was; an ``OSError`` (disk full, unwritable folder, a
-    directory at ``target``) is raised again, with its errno and so its subclass, naming the target.
+    directory at ``target``, a file this user may not write) is raised again, with its errno and so its subclass,
+    naming the target.
 
     :param target: the file to write
     """
@@ -107,6 +124,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[pathlib.Path]:
     tmp: pathlib.Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        _check_replaceable(target)
         remove_stale_temporaries(target)
         tmp = _create_temporary(target)
         yield tmp

@@ -1,10 +1,12 @@
 """Checks of an ``sb3-course`` command line before rl-zoo3 runs it: one clear line per mistake, not a traceback."""
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
 import sys
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from typing import Any, NoReturn
 import gymnasium as gym
 import yaml
 
+from sb3_course.common.checkpoint import check_model_file
 from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo import COURSE_ALGOS, default_config, register
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
@@ -125,9 +128,45 @@ def check_config_file(config: str) -> None:
         )
 
 
-def check_trained_agent(path: str) -> None:
+def check_trained_agent(path: str, algo: str) -> None:
     if path and not (path.endswith(".zip") and Path(path).is_file()):
         raise RecipeError(f"-i/--trained-agent {path}: expected an existing .zip model file")
+    if path:
+        check_whole_model(path, algo, "-i/--trained-agent")
+
+
+def check_whole_model(path: str, algo: str, where: str) -> None:
+    """The model file ``path`` is a whole zip that ``algo``'s class may load (saved by it, for a course key)."""
+    try:
+        check_model_file(path, COURSE_ALGOS.get(algo))
+    except ValueError as error:
+        raise RecipeError(f"{where}: {error}") from error
+
+
+def check_played_model(argv: list[str], algo: str, env_id: str) -> None:
+    """
+    The model ``enjoy`` / ``record_video`` will load (found as rl-zoo3 finds it, ``get_model_path``): a whole model
+    file of the algorithm, a downloaded one included. No model found: rl-zoo3 says so (or downloads one).
+    """
+    from huggingface_sb3 import EnvironmentName
+    from rl_zoo3.utils import get_model_path
+
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("-f", "--folder", default="rl-trained-agents")
+    parser.add_argument("--exp-id", type=int, default=0)
+    parser.add_argument("--load-best", action="store_true")
+    parser.add_argument("--load-checkpoint", default=None)
+    parser.add_argument("--load-last-checkpoint", action="store_true")
+    known, _ = parser.parse_known_args(argv)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # its "Loading latest experiment" line, printed again later
+            _, model_path, _ = get_model_path(
+                known.exp_id, known.folder, algo, EnvironmentName(env_id), known.load_best, known.load_checkpoint,
+                known.load_last_checkpoint,
+            )  # fmt: skip
+    except (AssertionError, ValueError, OSError):
+        return
+    check_whole_model(model_path, algo, "model")
 
 
 def constructor_arguments(key: str) -> set[str]:
@@ -218,7 +257,7 @@ def check_recipe(
     check_block(key, recipes[block], where, params, budget_given)
 
 
-def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None:
+def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: bool = False) -> None:
     """
     Check the flags, ``--algo``, ``--env`` and, for a course key when ``recipe`` is set (``train``), its recipe and
     ``-params``, before rl-zoo3 runs: each mistake rl-zoo3 would turn into a traceback, or run silently in another
@@ -227,6 +266,7 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     :param argv: the rl-zoo3 arguments
     :param known_algos: the keys of rl-zoo3's ``ALGOS`` (course keys registered)
     :param recipe: whether the command is ``train`` (else ``enjoy`` / ``record_video``)
+    :param play: whether the command loads a trained model to play it (``enjoy`` / ``record_video``)
     """
     flags = TRAIN_FLAGS if recipe else PLAY_FLAGS
     parser = argparse.ArgumentParser(add_help=False)
@@ -237,6 +277,10 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     parser.add_argument("--gym-packages", nargs="+", default=[])
     parser.add_argument("-i", "--trained-agent", default="")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--env-kwargs", nargs="+", default=[])
+    parser.add_argument("--eval-env-kwargs", nargs="+", default=[])
+    parser.add_argument("-f", "--log-folder", "--folder", dest="folder", default="logs")
+    parser.add_argument("-tb", "--tensorboard-log", default="")
     for flag in flags:
         parser.add_argument(*flag.names, dest=flag.names[-1], default=None)
     known, _ = parser.parse_known_args(argv)
@@ -246,9 +290,19 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     if known.algo == "a3c":
         check_a3c_device(known.device)
     check_env(known.env, known.gym_packages)
+    for flag in ("--env-kwargs", "--eval-env-kwargs"):
+        items = vars(known)[flag[2:].replace("-", "_")]
+        if items:
+            check_env_kwargs(known.env, parse_params(items, flag), flag)
+    if play:
+        check_played_model(argv, known.algo, known.env)
     if not recipe:
         return
-    check_trained_agent(known.trained_agent)
+    # The folders rl-zoo3's train creates (it fails with NotADirectoryError after making part of them)
+    check_output_folder(known.folder, "-f/--log-folder")
+    if known.tensorboard_log:
+        check_output_folder(known.tensorboard_log, "-tb/--tensorboard-log")
+    check_trained_agent(known.trained_agent, known.algo)
     params = parse_params(known.hyperparams)
     if known.conf_file is not None:
         check_config_file(known.conf_file)
@@ -257,6 +311,14 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
         assert config is not None
         if config.suffix in (".yml", ".yaml"):
             check_recipe(known.algo, known.env, config, params, budget_given=vars(known)["--n-timesteps"] is not None)
+
+
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any], flag: str) -> None:
+    """``env_id`` can be made with the keyword arguments of ``flag`` (rl-zoo3 fails on them after making its folders)."""
+    try:
+        gym.make(env_id, **kwargs).close()
+    except Exception as error:
+        raise RecipeError(f"{flag}: {env_id} cannot be made with {kwargs} ({type(error).__name__}: {error})") from error
 
 
 def check_a3c_device(device: str) -> None:
