@@ -29,12 +29,13 @@ from contextlib import contextmanager, suppress
 TMP_SUFFIX = ".tmp"
 
 
-def _owner_tag() -> str:
+def owner_tag() -> str:
     """``<pid>@<host>``: who writes a temporary file, so that a later writer can tell a dead writer's leftovers."""
     return f"{os.getpid()}@{socket.gethostname()}"
 
 
-def _is_dead_writer(tag: str) -> bool:
+def is_dead_owner(tag: str) -> bool:
+    """Whether the process named by ``tag`` (:func:`owner_tag`) is gone; another host's is never taken for dead."""
     pid, _, host = tag.partition("@")
     if host != socket.gethostname() or not pid.isdigit():
         return False  # another host's process cannot be checked from here
@@ -62,7 +63,7 @@ def remove_stale_temporaries(target: pathlib.Path) -> list[pathlib.Path]:
                 continue
             # .<target name>.<token>.<pid>@<host>.tmp
             _, _, tag = name[len(prefix) : -len(TMP_SUFFIX)].partition(".")
-            if _is_dead_writer(tag):
+            if is_dead_owner(tag):
                 with suppress(FileNotFoundError):
                     os.unlink(entry.path)
                     removed.append(pathlib.Path(entry.path))
@@ -71,7 +72,7 @@ def remove_stale_temporaries(target: pathlib.Path) -> list[pathlib.Path]:
 
 def _create_temporary(target: pathlib.Path) -> pathlib.Path:
     """A new empty file next to ``target``, created exclusively (no link followed) with ``open()``'s mode."""
-    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.{_owner_tag()}{TMP_SUFFIX}"
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}.{owner_tag()}{TMP_SUFFIX}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     os.close(os.open(tmp, flags, 0o666))  # the kernel applies the umask, as for open()
     return tmp

@@ -25,7 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sb3_course.common.files import atomic_path, write_text_atomically
-from sb3_course.experiments.jobs import Job, RunResult, run_job, stop_children
+from sb3_course.experiments.jobs import Job, RunResult, remove_stale_run_folders, run_job, stop_children
 
 
 class RunStore:
@@ -132,6 +132,9 @@ def run_unfinished(planned: Iterable[Job], store: RunStore, execute: Callable[..
     """
     jobs = list(planned)
     todo = [job for job in jobs if not store.has(job)]
+    # The temporary folders of a sweep killed by SIGKILL (it could not delete them)
+    for folder in remove_stale_run_folders(todo):
+        print(f"removed {folder}, left by a killed sweep")
     # Longest first, so that the last slot is not left with one long job
     todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already finished in {store.folder}, {len(todo)} to go")
