@@ -161,6 +161,23 @@ def test_model_of_another_class(saver, loader, tmp_path):
         loader.cls.load(tmp_path / "model.zip")
 
 
+class UserDQN(CourseDQN):
+    """A user's subclass (its name is what a course model file records)."""
+
+
+def test_model_saved_by_a_subclass_loads_with_its_parent_as_in_sb3(tmp_path):
+    # SB3's DQN.load takes a file saved by a subclass of DQN; CourseDQN.load takes one of a subclass of CourseDQN, and a
+    # subclass's load takes its parent's file; another algorithm's load still refuses it
+    model = UserDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]))
+    model.save(tmp_path / "user.zip")
+    assert_same_parameters(model, CourseDQN.load(tmp_path / "user.zip"))
+    assert_same_parameters(model, DQN.load(tmp_path / "user.zip"))
+    CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8])).save(tmp_path / "parent.zip")
+    assert type(UserDQN.load(tmp_path / "parent.zip")) is UserDQN
+    with pytest.raises(ValueError, match=r"holds a UserDQN model: load it with UserDQN\.load, not REINFORCE\.load"):
+        REINFORCE.load(tmp_path / "user.zip")
+
+
 @pytest.mark.parametrize(("saver", "loader"), [(SAC, CourseDQN), (DQN, CourseSAC), (A2C, CourseDDPG), (SAC, REINFORCE)])
 def test_sb3_model_of_another_class(saver, loader, tmp_path):
     # SB3's files do not name their algorithm: the saved policy class does

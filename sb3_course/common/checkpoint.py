@@ -11,7 +11,7 @@ import signal
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -63,8 +63,24 @@ def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type | N
     if missing or damaged is not None:
         reason = f"missing {sorted(missing)}" if missing else f"member {damaged} is corrupted"
         raise ValueError(f"{path} is not a complete model file ({reason}): truncated or corrupted?")
-    if cls is not None and saved_by is not None and saved_by not in {parent.__name__ for parent in cls.__mro__}:
+    if cls is not None and saved_by is not None and _another_algorithm(saved_by, cls):
         raise ValueError(f"{path} holds a {saved_by} model: load it with {saved_by}.load, not {cls.__name__}.load")
+
+
+def _another_algorithm(saved_by: str, cls: type) -> bool:
+    """
+    Whether the class named ``saved_by`` is a course algorithm known here that is neither a parent nor a subclass of
+    ``cls``. A file saved by a subclass loads with its parent's ``load``, as in SB3; a name not known here (a class
+    not imported, or of another version) is left to the saved policy class's check.
+    """
+    named = [known for known in _subclasses(SafeFilesMixin) if known.__name__ == saved_by]
+    return bool(named) and not any(issubclass(known, cls) or issubclass(cls, known) for known in named)
+
+
+def _subclasses(base: type) -> Iterator[type]:
+    for subclass in base.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
 
 
 class SafeFilesMixin:
