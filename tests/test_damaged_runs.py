@@ -100,3 +100,19 @@ def test_parity_report_only_over_a_damaged_run(tmp_path, refused):
     line = refused(lambda: main(argv), "sb3-course parity: error: run ", "wall_time must be a positive number")
     assert f"{sb3[1].key}.json / .npz cannot be read" in line
     assert sorted(os.listdir(tmp_path)) == ["runs"], "a report was written"
+
+
+@pytest.mark.parametrize("verb", ["verify", "parity"])
+def test_report_only_over_a_folder_without_runs(verb, tmp_path, refused):
+    # A mistyped --out (or a sweep with other settings): one line naming the folder, nothing created
+    if verb == "verify":
+        from sb3_course.verify import main
+
+        argv = ["--algos", "reinforce", "--envs", "CartPole-v1", "--seeds", "2", "--out", str(tmp_path / "out")]
+    else:
+        from sb3_course.parity.cli import main
+
+        argv = ["--pairs", "course_dqn:dqn@CartPole-v1:400:200", "--seeds", "2", "--out", str(tmp_path / "out")]
+    line = refused(lambda: main([*argv, "--report-only"]), f"sb3-course {verb}: error: ", "holds no finished run")
+    assert str(tmp_path / "out" / "runs") in line
+    assert list(tmp_path.iterdir()) == [], "something was created"

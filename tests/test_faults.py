@@ -316,6 +316,18 @@ def test_disk_full_keeps_previous_replay_buffer(tmp_path, monkeypatch):
     assert model.replay_buffer.size() == 30 and [p.name for p in tmp_path.iterdir()] == ["buffer.pkl"]
 
 
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_truncated_or_corrupted_replay_buffer(damage, tmp_path):
+    model = make_model(ALGOS[CourseDQN]).learn(30)
+    path = tmp_path / "buffer.pkl"
+    model.save_replay_buffer(path)
+    path.write_bytes(path.read_bytes()[:200] if damage == "truncated" else b"not a pickle")
+    buffer = model.replay_buffer
+    with pytest.raises(ValueError, match=r"buffer\.pkl is not a complete replay buffer file \((EOFError|UnpicklingError): "):
+        model.load_replay_buffer(path)
+    assert model.replay_buffer is buffer and buffer.size() == 30
+
+
 def test_unwritable_directory(tmp_path, monkeypatch):
     model = make_model(ALGOS[CourseSAC])
     (tmp_path / "not_a_dir").write_text("a file where the log directory should be")

@@ -7,6 +7,7 @@ training is interrupted by SIGINT or SIGTERM.
 
 import io
 import pathlib
+import pickle
 import signal
 import warnings
 import zipfile
@@ -112,7 +113,17 @@ class SafeFilesMixin:
 
 
 class OffPolicySafeFilesMixin(SafeFilesMixin):
-    """:class:`SafeFilesMixin` plus an atomic ``save_replay_buffer()``."""
+    """:class:`SafeFilesMixin` plus an atomic ``save_replay_buffer()`` and a ``load_replay_buffer()`` that names a
+    truncated or corrupted file."""
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        try:
+            super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+        except (EOFError, pickle.UnpicklingError) as error:
+            # SB3 leaves the replay buffer as it was; pickle's message names no file
+            raise ValueError(
+                f"{path} is not a complete replay buffer file ({type(error).__name__}: {error}): truncated or corrupted?"
+            ) from error
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         if isinstance(path, io.BufferedIOBase):

@@ -31,9 +31,10 @@ from sb3_course.experiments.jobs import Job, RunResult, remove_stale_run_folders
 class RunStore:
     """The ``runs/`` folder of a sweep: one ``<key>.npz`` (curves) and ``<key>.json`` (job and cost) per run."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, create: bool = True) -> None:
         self.folder = folder
-        os.makedirs(self.folder, exist_ok=True)
+        if create:
+            os.makedirs(self.folder, exist_ok=True)
 
     def has(self, job: Job) -> bool:
         return os.path.exists(os.path.join(self.folder, f"{job.key}.json"))
@@ -97,6 +98,17 @@ def exit_on_damaged_run(prog: str, read: Callable[[], T]) -> T:
         return read()
     except DamagedRunError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def exit_without_runs(prog: str, store: RunStore, jobs: Iterable[Job], flag: str) -> None:
+    """A report over ``store`` that holds none of ``jobs`` (``--report-only``): one line naming the folder, status 2."""
+    if not any(store.has(job) for job in jobs):
+        print(
+            f"{prog}: error: {store.folder} holds no finished run of this sweep, so there is nothing to report; give the "
+            f"{flag} of the sweep (and its settings), or run it without --report-only",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 
