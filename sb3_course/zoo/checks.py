@@ -1,12 +1,10 @@
 """Checks of an ``sb3-course`` command line before rl-zoo3 runs it: one clear line per mistake, not a traceback."""
 
 import argparse
-import contextlib
 import difflib
 import importlib
 import importlib.util
 import inspect
-import io
 import os
 import sys
 from collections.abc import Callable
@@ -17,9 +15,9 @@ from typing import Any, NoReturn
 import gymnasium as gym
 import yaml
 
-from sb3_course.common.checkpoint import check_model_file
 from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo import COURSE_ALGOS, default_config, register
+from sb3_course.zoo.played import check_env_kwargs, check_played_model, check_whole_model
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
 
 # Recipe keys that rl-zoo3 consumes itself instead of passing them to the constructor
@@ -133,40 +131,6 @@ def check_trained_agent(path: str, algo: str) -> None:
         raise RecipeError(f"-i/--trained-agent {path}: expected an existing .zip model file")
     if path:
         check_whole_model(path, algo, "-i/--trained-agent")
-
-
-def check_whole_model(path: str, algo: str, where: str) -> None:
-    """The model file ``path`` is a whole zip that ``algo``'s class may load (saved by it, for a course key)."""
-    try:
-        check_model_file(path, COURSE_ALGOS.get(algo))
-    except ValueError as error:
-        raise RecipeError(f"{where}: {error}") from error
-
-
-def check_played_model(argv: list[str], algo: str, env_id: str) -> None:
-    """
-    The model ``enjoy`` / ``record_video`` will load (found as rl-zoo3 finds it, ``get_model_path``): a whole model
-    file of the algorithm, a downloaded one included. No model found: rl-zoo3 says so (or downloads one).
-    """
-    from huggingface_sb3 import EnvironmentName
-    from rl_zoo3.utils import get_model_path
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("-f", "--folder", default="rl-trained-agents")
-    parser.add_argument("--exp-id", type=int, default=0)
-    parser.add_argument("--load-best", action="store_true")
-    parser.add_argument("--load-checkpoint", default=None)
-    parser.add_argument("--load-last-checkpoint", action="store_true")
-    known, _ = parser.parse_known_args(argv)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # its "Loading latest experiment" line, printed again later
-            _, model_path, _ = get_model_path(
-                known.exp_id, known.folder, algo, EnvironmentName(env_id), known.load_best, known.load_checkpoint,
-                known.load_last_checkpoint,
-            )  # fmt: skip
-    except (AssertionError, ValueError, OSError):
-        return
-    check_whole_model(model_path, algo, "model")
 
 
 def constructor_arguments(key: str) -> set[str]:
@@ -311,14 +275,6 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: b
         assert config is not None
         if config.suffix in (".yml", ".yaml"):
             check_recipe(known.algo, known.env, config, params, budget_given=vars(known)["--n-timesteps"] is not None)
-
-
-def check_env_kwargs(env_id: str, kwargs: dict[str, Any], flag: str) -> None:
-    """``env_id`` can be made with the keyword arguments of ``flag`` (rl-zoo3 fails on them after making its folders)."""
-    try:
-        gym.make(env_id, **kwargs).close()
-    except Exception as error:
-        raise RecipeError(f"{flag}: {env_id} cannot be made with {kwargs} ({type(error).__name__}: {error})") from error
 
 
 def check_a3c_device(device: str) -> None:
