@@ -79,6 +79,7 @@ def _another_algorithm(saved_by: str, cls: type) -> bool:
 
 
 def _subclasses(base: type) -> Iterator[type]:
+    subclass: type
     for subclass in base.__subclasses__():
         yield subclass
         yield from _subclasses(subclass)

@@ -254,10 +254,9 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: b
     if known.algo == "a3c":
         check_a3c_device(known.device)
     check_env(known.env, known.gym_packages)
-    for flag in ("--env-kwargs", "--eval-env-kwargs"):
-        items = vars(known)[flag[2:].replace("-", "_")]
+    for kwargs_flag, items in (("--env-kwargs", known.env_kwargs), ("--eval-env-kwargs", known.eval_env_kwargs)):
         if items:
-            check_env_kwargs(known.env, parse_params(items, flag), flag)
+            check_env_kwargs(known.env, parse_params(items, kwargs_flag), kwargs_flag)
     if play:
         check_played_model(argv, known.algo, known.env)
     if not recipe:
