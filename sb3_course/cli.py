@@ -41,14 +41,17 @@ def with_default_config(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(config)]
 
 
-def checked(argv: list[str], recipe: bool) -> None:
-    """Exit with one line naming the problem when ``--algo``, ``--env`` or (``recipe``) the recipe is wrong."""
+def checked(argv: list[str], recipe: bool, play: bool = False) -> None:
+    """
+    Exit with one line naming the problem when ``--algo``, ``--env``, (``recipe``) the recipe or (``play``) the model
+    to play is wrong.
+    """
     from rl_zoo3.utils import ALGOS
 
     if {"-h", "--help"} & set(argv):
         return
     try:
-        check_command(argv, list(ALGOS), recipe)
+        check_command(argv, list(ALGOS), recipe, play)
     except RecipeError as error:
         print(f"{sys.argv[0]}: error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -95,7 +98,7 @@ def _zoo_script(module: str, function: str, check: bool = False) -> Callable[[],
     def run() -> None:
         register()
         if check:
-            checked(sys.argv[1:], recipe=False)
+            checked(sys.argv[1:], recipe=False, play=True)
         if module.startswith("plots"):
             _use_rl_zoo3_plots()
         getattr(importlib.import_module(f"rl_zoo3.{module}"), function)()
@@ -111,7 +114,7 @@ def record_video() -> None:
     register()
     gif = "--gif" in sys.argv
     sys.argv = [arg for arg in sys.argv if arg != "--gif"]
-    checked(sys.argv[1:], recipe=False)
+    checked(sys.argv[1:], recipe=False, play=True)
     from stable_baselines3.common import vec_env
 
     from sb3_course.zoo.video import VecGifRecorder, has_moviepy

@@ -24,7 +24,14 @@ import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.experiments.jobs import Job, RunResult
-from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_unfinished
+from sb3_course.experiments.runner import (
+    RunStore,
+    exit_on_damaged_run,
+    exit_without_runs,
+    run_interruptibly,
+    run_local,
+    run_unfinished,
+)
 from sb3_course.registry import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
 from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int
@@ -167,11 +174,15 @@ def plot_curves(curves: list[tuple[str, str, int, int, float]], path: str) -> No
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    store = RunStore(os.path.join(args.out, "runs"))
+    store = RunStore(os.path.join(args.out, "runs"), create=not args.report_only)
     failures: list[str] = []
-    if not args.report_only:
+    if args.report_only:
+        planned = (job for algo, env_id, block in args.plan for job in jobs_of(args, algo, env_id, block))
+        exit_without_runs("sb3-course verify", store, planned, "--out")
+    else:
         failures = run_interruptibly(partial(run, args, store), store.folder)
-    print(f"Report: {write_report(args, store, 'sb3-course verify ' + shlex.join(argv))}")
+    path = exit_on_damaged_run("sb3-course verify", lambda: write_report(args, store, "sb3-course verify " + shlex.join(argv)))
+    print(f"Report: {path}")
     for failure in failures:
         print(f"FAILED {failure}", file=sys.stderr)
     if failures:

@@ -89,6 +89,24 @@ if __name__ == "__main__":
         print(env_id, model.num_timesteps, sorted({info["l"] for info in model.ep_info_buffer}))
 """
 
+EXITING_SCRIPT = """
+import multiprocessing as mp, os, sys
+import gymnasium as gym
+from sb3_course import A3C
+
+class Exiting(gym.Wrapper):
+    # An env whose simulator ends the process at its 50th step, without an exception, in the workers named
+    def step(self, action):
+        self.steps = getattr(self, "steps", 0) + 1
+        if self.steps == 50 and mp.current_process().name in {names}:
+            {exit_call}
+        return super().step(action)
+
+if __name__ == "__main__":
+    model = A3C("MlpPolicy", lambda: Exiting(gym.make("CartPole-v1")), n_workers=2, policy_kwargs=dict(net_arch=[8]))
+    model.learn(100_000)
+"""
+
 
 def _stat(pid: int) -> list[str] | None:
     try:
@@ -192,6 +210,32 @@ def test_script_read_from_stdin(tmp_path):
         last_line = stderr.strip().splitlines()[-1]
         assert "A3CWorkerError: A3C's worker processes re-import the main module from its file" in last_line
         assert "'<stdin>'" in last_line and "save the script to a file" in last_line
+        assert wait_until_gone(mark, timeout=15) == []
+    finally:
+        process.kill()
+        kill_marked(mark)
+
+
+@pytest.mark.parametrize(
+    ("exit_call", "ranks", "expected"),
+    [
+        # The issue's case: every worker ends with status 0 (learn() used to return at once, without an error)
+        pytest.param("os._exit(0)", (0, 1), "ended with exit code 0 before the step budget was spent", id="all-exit-0"),
+        # One worker ends, the other could spend the budget alone: still an error
+        pytest.param("os._exit(0)", (1,), "A3C worker 1 ended with exit code 0 before the step", id="one-exits-0"),
+        # sys.exit(0) raises SystemExit, which the worker reports with its traceback
+        pytest.param("sys.exit(0)", (0, 1), "SystemExit: 0", id="sys.exit-0"),
+    ],
+)
+def test_a_worker_ending_before_the_budget_is_an_error(tmp_path, exit_call, ranks, expected):
+    names = {f"{WORKER_NAME}-{rank}" for rank in ranks}
+    (tmp_path / "train.py").write_text(textwrap.dedent(EXITING_SCRIPT).format(names=names, exit_call=exit_call))
+    mark = uuid.uuid4().hex
+    process = run_marked(["train.py"], mark, tmp_path, stderr=subprocess.PIPE)
+    try:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 1, stderr
+        assert "A3CWorkerError: A3C worker" in stderr and expected in stderr
         assert wait_until_gone(mark, timeout=15) == []
     finally:
         process.kill()

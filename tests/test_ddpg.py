@@ -222,7 +222,7 @@ def test_discrete_action_space_rejected_at_construction():
 
 
 @pytest.mark.parametrize(
-    "kwargs, name", [(dict(gamma=1.5), "gamma"), (dict(tau=0.0), "tau"), (dict(critic_loss="l1"), "critic_loss")]
+    "kwargs, name", [(dict(gamma=1.5), "gamma"), (dict(tau=-0.1), "tau"), (dict(critic_loss="l1"), "critic_loss")]
 )
 def test_invalid_hyperparameters(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -197,7 +197,7 @@ def test_box_action_space_rejected_at_construction():
     "kwargs, name",
     [
         (dict(gamma=1.5), "gamma"),
-        (dict(tau=0.0), "tau"),
+        (dict(tau=-0.1), "tau"),
         (dict(exploration_decay="cosine"), "exploration_decay"),
         (dict(exploration_min_eps=1.5), "exploration_min_eps"),
         (dict(exploration_min_eps=-0.1), "exploration_min_eps"),

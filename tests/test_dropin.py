@@ -350,7 +350,7 @@ REFUSED = {
     "batch_size=0": dict(batch_size=0),
     "learning_starts=-1": dict(learning_starts=-1),
     "gamma=1.5": dict(gamma=1.5),
-    "tau=0": dict(tau=0.0),
+    "tau=-0.1": dict(tau=-0.1),
     "tau=2": dict(tau=2.0),
     "gradient_steps=-2": dict(gradient_steps=-2),
     "n_steps=0": dict(n_steps=0),

@@ -74,15 +74,15 @@ INVALID = [
     (CourseDQN, dict(learning_rate=-1e-3), "learning_rate"),
     (CourseDQN, dict(buffer_size=0), r"buffer_size must lie in \[1, inf\], got 0"),
     (CourseDQN, dict(batch_size=0), "batch_size"),
-    (CourseDQN, dict(tau=0.0), r"tau must lie in \(0.0, 1.0\]"),
+    (CourseDQN, dict(tau=-0.1), r"tau must lie in \[0.0, 1.0\]"),
     (CourseDQN, dict(tau=1.5), "tau"),
     (CourseDQN, dict(gamma=-0.1), r"gamma must lie in \[0.0, 1.0\]"),
     (CourseDQN, dict(gamma=1.1), "gamma"),
-    (CourseDDPG, dict(learning_rate=0.0), "learning_rate"),
+    (CourseDDPG, dict(learning_rate=-1e-3), r"learning_rate must lie in \[0.0, inf\)"),
     (CourseDDPG, dict(actor_learning_rate=-1.0), "learning_rate"),
     (CourseDDPG, dict(critic_learning_rate=-1.0), "learning_rate"),
     (CourseDDPG, dict(batch_size=0), "batch_size"),
-    (CourseDDPG, dict(tau=0.0), "tau"),
+    (CourseDDPG, dict(tau=-0.5), "tau"),
     (CourseDDPG, dict(gamma=1.5), "gamma"),
     (CourseSAC, dict(learning_rate=-1e-4), "learning_rate"),
     (CourseSAC, dict(batch_size=-1), "batch_size"),
@@ -159,6 +159,23 @@ def test_model_of_another_class(saver, loader, tmp_path):
     make_model(saver).save(tmp_path / "model.zip")
     with pytest.raises(ValueError, match=f"holds a {saver.id} model: load it with {saver.id}.load, not {loader.id}.load"):
         loader.cls.load(tmp_path / "model.zip")
+
+
+class UserDQN(CourseDQN):
+    """A user's subclass (its name is what a course model file records)."""
+
+
+def test_model_saved_by_a_subclass_loads_with_its_parent_as_in_sb3(tmp_path):
+    # SB3's DQN.load takes a file saved by a subclass of DQN; CourseDQN.load takes one of a subclass of CourseDQN, and a
+    # subclass's load takes its parent's file; another algorithm's load still refuses it
+    model = UserDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]))
+    model.save(tmp_path / "user.zip")
+    assert_same_parameters(model, CourseDQN.load(tmp_path / "user.zip"))
+    assert_same_parameters(model, DQN.load(tmp_path / "user.zip"))
+    CourseDQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8])).save(tmp_path / "parent.zip")
+    assert type(UserDQN.load(tmp_path / "parent.zip")) is UserDQN
+    with pytest.raises(ValueError, match=r"holds a UserDQN model: load it with UserDQN\.load, not REINFORCE\.load"):
+        REINFORCE.load(tmp_path / "user.zip")
 
 
 @pytest.mark.parametrize(("saver", "loader"), [(SAC, CourseDQN), (DQN, CourseSAC), (A2C, CourseDDPG), (SAC, REINFORCE)])
@@ -297,6 +314,18 @@ def test_disk_full_keeps_previous_replay_buffer(tmp_path, monkeypatch):
         model.save_replay_buffer(tmp_path / "buffer.pkl")
     model.load_replay_buffer(tmp_path / "buffer.pkl")
     assert model.replay_buffer.size() == 30 and [p.name for p in tmp_path.iterdir()] == ["buffer.pkl"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_truncated_or_corrupted_replay_buffer(damage, tmp_path):
+    model = make_model(ALGOS[CourseDQN]).learn(30)
+    path = tmp_path / "buffer.pkl"
+    model.save_replay_buffer(path)
+    path.write_bytes(path.read_bytes()[:200] if damage == "truncated" else b"not a pickle")
+    buffer = model.replay_buffer
+    with pytest.raises(ValueError, match=r"buffer\.pkl is not a complete replay buffer file \((EOFError|UnpicklingError): "):
+        model.load_replay_buffer(path)
+    assert model.replay_buffer is buffer and buffer.size() == 30
 
 
 def test_unwritable_directory(tmp_path, monkeypatch):

@@ -4,18 +4,24 @@ target, concurrent writers, a kill in the middle of a write, a full disk, permis
 """
 
 import errno
+import io
+import json
 import os
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch as th
+from stable_baselines3 import DQN
 
 from sb3_course import CourseDQN
 from sb3_course.common.files import atomic_path, remove_stale_temporaries, write_text_atomically
@@ -108,6 +114,81 @@ def test_a_private_file_stays_private_and_the_umask_is_never_changed(tmp_path, m
 def current_umask() -> int:
     with open("/proc/self/status") as file:
         return int(next(line for line in file if line.startswith("Umask:")).split()[1], 8)
+
+
+NOBODY = 65534
+
+
+def in_child(scenario, folder, as_nobody: bool) -> dict:
+    """
+    ``scenario(folder)`` (a dict of results) in a forked child process, as the user ``nobody`` when ``as_nobody``
+    (the tests run as root, whom file modes do not stop; the child keeps this interpreter and its imported modules,
+    which ``nobody`` could not read again), ended after 60 s at most.
+    """
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read)
+            signal.alarm(60)
+            if as_nobody:
+                os.setgroups([])
+                os.setgid(NOBODY)
+                os.setuid(NOBODY)
+            os.write(write, json.dumps(scenario(folder)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        output = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(output)
+
+
+def overwrite_read_only(folder: Path) -> dict:
+    """Write each kind of file, make it read-only (chmod 444, as its owner), write it again: what happened."""
+    model, sb3_model = small_model(), DQN("MlpPolicy", "CartPole-v1", policy_kwargs=dict(net_arch=[8]), buffer_size=100)
+    writers = {
+        "SB3 save": lambda path: sb3_model.save(path),
+        "course save": lambda path: model.save(path),
+        "course save_replay_buffer": lambda path: model.save_replay_buffer(path),
+        "run store / report": lambda path: write_text_atomically(path, "text"),
+    }
+    results = {}
+    for index, (name, write) in enumerate(writers.items()):
+        path = folder / f"file{index}.zip"
+        write(path)
+        path.chmod(0o444)
+        before = path.read_bytes()
+        try:
+            write(path)
+            results[name] = "replaced"
+        except PermissionError as error:
+            results[name] = str(error) if path.read_bytes() == before else "PermissionError, but the file changed"
+    results["files"] = sorted(os.listdir(folder))
+    return results
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks a child that drops its privileges")
+@pytest.mark.parametrize("as_nobody", [True, False], ids=["a user", "root"])
+def test_a_read_only_file_is_replaced_only_where_sb3_would_overwrite_it(as_nobody):
+    small_model().save(io.BytesIO())  # SB3's lazy imports, done before the child drops its privileges
+    folder = Path(tempfile.mkdtemp(prefix="read-only-"))
+    try:
+        folder.chmod(0o777)  # writable by nobody: the rename alone would replace the file
+        results = in_child(overwrite_read_only, folder, as_nobody=as_nobody and os.geteuid() == 0)
+    finally:
+        shutil.rmtree(folder)
+    assert results.pop("files") == [f"file{index}.zip" for index in range(4)], "a temporary file was left"
+    if as_nobody or os.geteuid() != 0:
+        # SB3's save opens the file, which the mode forbids: PermissionError; the course writers refuse it too
+        assert results.pop("SB3 save").startswith("[Errno 13] Permission denied")
+        for name, outcome in results.items():
+            assert outcome.startswith("[Errno 13] could not write ") and "read-only for this user" in outcome, name
+            assert outcome.endswith("; the previous file, if any, is unchanged"), name
+    else:
+        # Root's open() ignores modes, so SB3 overwrites the file; so do the course writers
+        assert set(results.values()) == {"replaced"}, results
 
 
 # -- concurrent writers ----------------------------------------------------------------------------------------

@@ -47,9 +47,10 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
     reaches ``total_timesteps``. The main process only watches: it reads the worker messages (episode statistics,
     losses, errors) into the logger and advances ``num_timesteps`` to the counter, calling the callbacks once per
     environment step, so ``EvalCallback`` and ``CheckpointCallback`` run in the main process on the shared policy.
-    A failed worker makes ``learn()`` raise ``A3CWorkerError`` with its traceback; every worker is stopped when
-    ``learn()`` returns or raises (Ctrl-C included), and stops by itself within a fraction of a second when the
-    main process dies.
+    A failed worker makes ``learn()`` raise ``A3CWorkerError`` with its traceback, and so does a worker that ends
+    before the budget is spent, whatever its exit status (unless training was asked to stop); every worker is
+    stopped when ``learn()`` returns or raises (Ctrl-C included), and stops by itself within a fraction of a second
+    when the main process dies.
 
     The environment given is only used for its spaces: workers build their own copies in their processes, from
     the env factory given (a callable returning a ``gym.Env``) or else from the first environment of the ``VecEnv``

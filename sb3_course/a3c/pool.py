@@ -74,6 +74,7 @@ class WorkerPool:
                 f"A3C cannot send its settings to the worker processes: {type(error).__name__}: {error}; the env "
                 "factory and learning-rate schedule must be picklable (cloudpickle)"
             ) from error
+        self.total_timesteps = config.total_timesteps
         self.counter = self.context.Value("q", start_timesteps)
         self.stop_event = self.context.Event()
         self.messages = self.context.Queue()
@@ -117,14 +118,21 @@ class WorkerPool:
             return received
 
     def poll(self, timeout: float) -> list[tuple]:
-        """Messages received within ``timeout`` seconds; raises ``A3CWorkerError`` if a worker failed."""
+        """
+        Messages received within ``timeout`` seconds; raises ``A3CWorkerError`` if a worker failed: it reported an
+        exception, or it ended (whatever its exit code, 0 included) before the step budget was spent. The main
+        process stops the workers only after its last poll, so here a worker ends by itself only when the budget is
+        spent (the counter only grows, and is read after the exit code).
+        """
         received = self._drain(timeout)
         self.raise_errors(received)
         for rank, process in enumerate(self.processes):
-            if process.exitcode not in (None, 0):
-                # Its error message may still be in the pipe.
-                self.raise_errors(self._drain(1.0))
-                raise A3CWorkerError(self._death_message(rank, process.exitcode))
+            exitcode = process.exitcode
+            if exitcode is None or (exitcode == 0 and self.steps >= self.total_timesteps):
+                continue
+            # Its error message may still be in the pipe.
+            self.raise_errors(self._drain(1.0))
+            raise A3CWorkerError(self._death_message(rank, exitcode))
         return received
 
     def _death_message(self, rank: int, exitcode: int) -> str:
@@ -134,6 +142,12 @@ class WorkerPool:
             return (
                 f"A3C worker {rank} could not start: each worker process re-imports {main} (start method "
                 f"{self.start_method}) and that script trains A3C again when imported; {MAIN_GUARD_HINT}"
+            )
+        if exitcode == 0:
+            return (
+                f"A3C worker {rank} ended with exit code 0 before the step budget was spent ({self.steps} of "
+                f"{self.total_timesteps} steps) and training was not asked to stop: its env, or a library it calls, "
+                "ended the process (exit(0) / os._exit(0)); its output is on stderr"
             )
         if exitcode < 0:
             name = signal.Signals(-exitcode).name

@@ -7,11 +7,12 @@ training is interrupted by SIGINT or SIGTERM.
 
 import io
 import pathlib
+import pickle
 import signal
 import warnings
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any, TypeVar
 
@@ -36,7 +37,7 @@ def with_suffix(path: str | pathlib.Path, suffix: str) -> pathlib.Path:
     return path if path.suffix else pathlib.Path(f"{path}.{suffix}")
 
 
-def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) -> None:
+def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type | None) -> None:
     """
     Raise a ``ValueError`` naming the file when it is not a complete SB3 model zip (truncated, corrupted, or no
     model at all; SB3's own ``load`` fails on some of these with ``AssertionError: No data found``), or when a
@@ -44,7 +45,7 @@ def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) ->
     ``FileNotFoundError``); file objects are not checked.
 
     :param path: the path given to ``load``
-    :param cls: the class whose ``load`` was called
+    :param cls: the class whose ``load`` was called (``None``: check that the file is whole, not who saved it)
     """
     if isinstance(path, io.BufferedIOBase):
         return
@@ -63,8 +64,25 @@ def check_model_file(path: str | pathlib.Path | io.BufferedIOBase, cls: type) ->
     if missing or damaged is not None:
         reason = f"missing {sorted(missing)}" if missing else f"member {damaged} is corrupted"
         raise ValueError(f"{path} is not a complete model file ({reason}): truncated or corrupted?")
-    if saved_by is not None and saved_by not in {parent.__name__ for parent in cls.__mro__}:
+    if cls is not None and saved_by is not None and _another_algorithm(saved_by, cls):
         raise ValueError(f"{path} holds a {saved_by} model: load it with {saved_by}.load, not {cls.__name__}.load")
+
+
+def _another_algorithm(saved_by: str, cls: type) -> bool:
+    """
+    Whether the class named ``saved_by`` is a course algorithm known here that is neither a parent nor a subclass of
+    ``cls``. A file saved by a subclass loads with its parent's ``load``, as in SB3; a name not known here (a class
+    not imported, or of another version) is left to the saved policy class's check.
+    """
+    named = [known for known in _subclasses(SafeFilesMixin) if known.__name__ == saved_by]
+    return bool(named) and not any(issubclass(known, cls) or issubclass(cls, known) for known in named)
+
+
+def _subclasses(base: type) -> Iterator[type]:
+    subclass: type
+    for subclass in base.__subclasses__():
+        yield subclass
+        yield from _subclasses(subclass)
 
 
 class SafeFilesMixin:
@@ -96,7 +114,17 @@ class SafeFilesMixin:
 
 
 class OffPolicySafeFilesMixin(SafeFilesMixin):
-    """:class:`SafeFilesMixin` plus an atomic ``save_replay_buffer()``."""
+    """:class:`SafeFilesMixin` plus an atomic ``save_replay_buffer()`` and a ``load_replay_buffer()`` that names a
+    truncated or corrupted file."""
+
+    def load_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase, truncate_last_traj: bool = True) -> None:
+        try:
+            super().load_replay_buffer(path, truncate_last_traj)  # type: ignore[misc]
+        except (EOFError, pickle.UnpicklingError) as error:
+            # SB3 leaves the replay buffer as it was; pickle's message names no file
+            raise ValueError(
+                f"{path} is not a complete replay buffer file ({type(error).__name__}: {error}): truncated or corrupted?"
+            ) from error
 
     def save_replay_buffer(self, path: str | pathlib.Path | io.BufferedIOBase) -> None:
         if isinstance(path, io.BufferedIOBase):

@@ -134,13 +134,13 @@ def check_action_space(
 
 def check_learning_rate(learning_rate: float | Callable[[float], float], name: str = "learning_rate") -> None:
     """
-    Raise a ``TypeError`` / ``ValueError`` naming ``name`` when a constant learning rate is not a positive finite
-    number (a schedule, any callable, is not evaluated).
+    Raise a ``TypeError`` / ``ValueError`` naming ``name`` when a constant learning rate is not a finite number >= 0
+    (0: the optimizer never moves the network, as in SB3; a schedule, any callable, is not evaluated).
     """
     if callable(learning_rate):
         return
     try:
-        check_float(name, learning_rate, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
+        check_float(name, learning_rate, 0.0, math.inf, high_inclusive=False)
     except TypeError as error:
         raise LearningRateTypeError(str(error)) from None
 
@@ -268,7 +268,8 @@ ARGUMENT_CHECKS: dict[str, Callable[[str, Any], object]] = {
     "buffer_size": partial(check_int, low=1),
     "learning_starts": partial(check_int, low=0),
     "batch_size": partial(check_int, low=1),
-    "tau": partial(check_float, low=0.0, high=1.0, low_inclusive=False),
+    # 0: targets that never move (SB3's own tests freeze them so), 1: hard copies
+    "tau": partial(check_float, low=0.0, high=1.0),
     "gamma": partial(check_float, low=0.0, high=1.0),
     "train_freq": check_train_freq,
     # -1: as many gradient steps as environment steps in the rollout

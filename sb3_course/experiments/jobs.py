@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+from sb3_course.common.files import is_dead_owner, owner_tag
 
 PR_SET_PDEATHSIG = 1  # prctl option, linux/prctl.h
 
@@ -47,7 +50,9 @@ class Job:
         settings = [self.algo, self.env_id, self.n_timesteps, self.eval_freq, self.eval_episodes, self.hyperparams]
         # Extra flags join the hash only when given, so the runs saved before they existed keep their keys
         spec = json.dumps([*settings, *([list(self.extra_args)] if self.extra_args else [])])
-        return f"{self.algo}_{self.env_id}_{hashlib.sha1(spec.encode()).hexdigest()[:10]}_seed{self.seed}"
+        # A namespaced env id ("ALE/Pong-v5") names no folder: its slash becomes "_" (the hash keeps keys apart)
+        env = self.env_id.replace("/", "_")
+        return f"{self.algo}_{env}_{hashlib.sha1(spec.encode()).hexdigest()[:10]}_seed{self.seed}"
 
 
 @dataclass
@@ -109,9 +114,12 @@ def train(job: Job, folder: str) -> tuple[str, dict[str, Any]]:
     (plain types, for Ray). A failed run raises a ``RuntimeError`` with the command and the end of its stderr.
     """
     command = train_command(job, folder)
+    # SB3's logger makes a folder for each learn() without a log folder, in the system's temporary folder unless
+    # SB3_LOGDIR names one: under the run's folder, it goes with it
+    env = {**os.environ, "SB3_LOGDIR": os.path.join(folder, "sb3_logger")}
     start = time.perf_counter()
     with subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_die_with_parent
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=_die_with_parent
     ) as process:
         _children.add(process)
         try:
@@ -127,7 +135,29 @@ def train(job: Job, folder: str) -> tuple[str, dict[str, Any]]:
     return run_folder, evaluations
 
 
+def _run_folder_prefix(job: Job) -> str:
+    return os.path.join(tempfile.gettempdir(), f"run-{job.key}.")
+
+
 def run_job(job: Job) -> dict[str, Any]:
-    """:func:`train` in a temporary folder, deleted afterwards: the evaluations only."""
-    with tempfile.TemporaryDirectory(prefix=f"run-{job.key}-") as folder:
+    """
+    :func:`train` in a temporary folder, deleted afterwards: the evaluations only. The folder is named after the job
+    and its owner process (``run-<key>.<pid>@<host>.<random>``), so that a sweep killed before deleting it (SIGKILL)
+    leaves one that :func:`remove_stale_run_folders` finds.
+    """
+    prefix = _run_folder_prefix(job)
+    with tempfile.TemporaryDirectory(prefix=os.path.basename(prefix) + owner_tag() + ".") as folder:
         return train(job, folder)[1]
+
+
+def remove_stale_run_folders(jobs: list[Job]) -> list[str]:
+    """Remove the temporary run folders of ``jobs`` whose owner process (on this host) is gone; return them."""
+    removed = []
+    for job in jobs:
+        prefix = _run_folder_prefix(job)
+        for folder in glob.glob(glob.escape(prefix) + "*"):
+            tag = folder[len(prefix) :].rpartition(".")[0]
+            if is_dead_owner(tag):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+    return removed

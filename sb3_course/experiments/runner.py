@@ -9,6 +9,7 @@ evaluation, seed), so a run shared by two sweeps (the course side of parity's ma
 """
 
 import json
+import math
 import os
 import signal
 import sys
@@ -18,21 +19,22 @@ import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from tqdm import tqdm
 
 from sb3_course.common.files import atomic_path, write_text_atomically
-from sb3_course.experiments.jobs import Job, RunResult, run_job, stop_children
+from sb3_course.experiments.jobs import Job, RunResult, remove_stale_run_folders, run_job, stop_children
 
 
 class RunStore:
     """The ``runs/`` folder of a sweep: one ``<key>.npz`` (curves) and ``<key>.json`` (job and cost) per run."""
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, create: bool = True) -> None:
         self.folder = folder
-        os.makedirs(self.folder, exist_ok=True)
+        if create:
+            os.makedirs(self.folder, exist_ok=True)
 
     def has(self, job: Job) -> bool:
         return os.path.exists(os.path.join(self.folder, f"{job.key}.json"))
@@ -46,17 +48,68 @@ class RunStore:
         write_text_atomically(f"{base}.json", json.dumps(meta, indent=1))
 
     def load(self, job: Job) -> RunResult:
-        """The saved run of ``job``; a ``ValueError`` naming the files when they cannot be read."""
+        """The saved run of ``job``; a :class:`DamagedRunError` naming the files when they cannot be read."""
         base = os.path.join(self.folder, job.key)
         try:
             with open(f"{base}.json") as file:
                 meta = json.load(file)
             with np.load(f"{base}.npz") as data:
-                return RunResult(job, data["timesteps"], data["returns"], meta["wall_time"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
+                return checked_run(RunResult(job, data["timesteps"], data["returns"], meta["wall_time"]))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
+            raise DamagedRunError(
                 f"run {base}.json / .npz cannot be read ({type(error).__name__}: {error}); delete both to train it again"
             ) from error
+
+
+class DamagedRunError(ValueError):
+    """A stored run whose files cannot be read or hold values no training run writes."""
+
+
+def checked_run(run: RunResult) -> RunResult:
+    """
+    ``run`` if its values are those of a training run (what the reports compute on), else a ``ValueError`` saying
+    what is wrong: a positive finite ``wall_time``; at least one evaluation, at non-negative increasing steps; the
+    returns finite, one row per evaluation and one column per evaluation episode of the job.
+    """
+    wall_time, timesteps, returns = run.wall_time, run.timesteps, run.returns
+    if isinstance(wall_time, bool) or not isinstance(wall_time, int | float) or not 0 < wall_time < math.inf:
+        raise ValueError(f"wall_time must be a positive number of seconds, got {wall_time!r}")
+    for name, array, ndim in (("timesteps", timesteps, 1), ("returns", returns, 2)):
+        if array.dtype.kind not in "iuf" or array.ndim != ndim or array.size == 0:
+            raise ValueError(f"{name} must be a non-empty {ndim}-D array of numbers, got shape {array.shape} {array.dtype}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} holds NaN or infinite values")
+    if timesteps[0] < 0 or (np.diff(timesteps) <= 0).any():
+        raise ValueError(f"timesteps must be non-negative and increasing, got {timesteps.tolist()}")
+    if returns.shape != (len(timesteps), run.job.eval_episodes):
+        raise ValueError(
+            f"returns must hold one row per evaluation and {run.job.eval_episodes} episodes per row (the job's "
+            f"eval_episodes), got shape {returns.shape} for {len(timesteps)} evaluations"
+        )
+    return run
+
+
+T = TypeVar("T")
+
+
+def exit_on_damaged_run(prog: str, read: Callable[[], T]) -> T:
+    """``read()`` (a report over stored runs); a damaged run ends the command with one line and status 2."""
+    try:
+        return read()
+    except DamagedRunError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def exit_without_runs(prog: str, store: RunStore, jobs: Iterable[Job], flag: str) -> None:
+    """A report over ``store`` that holds none of ``jobs`` (``--report-only``): one line naming the folder, status 2."""
+    if not any(store.has(job) for job in jobs):
+        print(
+            f"{prog}: error: {store.folder} holds no finished run of this sweep, so there is nothing to report; give the "
+            f"{flag} of the sweep (and its settings), or run it without --report-only",
+            file=sys.stderr,
+        )
+        sys.exit(2)
 
 
 class CpuSlots:
@@ -91,6 +144,9 @@ def run_unfinished(planned: Iterable[Job], store: RunStore, execute: Callable[..
     """
     jobs = list(planned)
     todo = [job for job in jobs if not store.has(job)]
+    # The temporary folders of a sweep killed by SIGKILL (it could not delete them)
+    for folder in remove_stale_run_folders(todo):
+        print(f"removed {folder}, left by a killed sweep")
     # Longest first, so that the last slot is not left with one long job
     todo.sort(key=lambda job: -job.n_timesteps * job.cpus)
     print(f"{len(jobs)} runs, {len(jobs) - len(todo)} already finished in {store.folder}, {len(todo)} to go")

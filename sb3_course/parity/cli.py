@@ -22,7 +22,15 @@ from functools import partial
 from typing import Any
 
 from sb3_course.experiments.jobs import Job
-from sb3_course.experiments.runner import RunStore, run_interruptibly, run_local, run_ray, run_unfinished
+from sb3_course.experiments.runner import (
+    RunStore,
+    exit_on_damaged_run,
+    exit_without_runs,
+    run_interruptibly,
+    run_local,
+    run_ray,
+    run_unfinished,
+)
 from sb3_course.parity.pairs import (
     DEFAULT_PAIRS,
     MODES,
@@ -149,17 +157,23 @@ def jobs_of(pair: Pair, mode: str, seeds: int, eval_episodes: int) -> tuple[list
     )
 
 
-def run_sweep(args: argparse.Namespace) -> list[str]:
-    """Run every unfinished job, saving each as it finishes; return the failures' messages."""
-    store = RunStore(args.runs)
+def planned_jobs(args: argparse.Namespace) -> list[Job]:
+    """Every job of the sweep, once (the course side of matched and recipe modes may be the same job)."""
     planned: dict[str, Job] = {}
     for pair in args.pairs:
         for mode in args.mode:
             for job in itertools.chain(*jobs_of(pair, mode, args.seeds, args.eval_episodes)):
                 planned[job.key] = job
+    return list(planned.values())
+
+
+def run_sweep(args: argparse.Namespace) -> list[str]:
+    """Run every unfinished job, saving each as it finishes; return the failures' messages."""
+    store = RunStore(args.runs)
+    planned = planned_jobs(args)
     if args.backend == "ray":
-        return run_unfinished(planned.values(), store, partial(run_ray, address=args.ray_address, n_cpus=args.jobs))
-    return run_unfinished(planned.values(), store, partial(run_local, n_cpus=args.jobs))
+        return run_unfinished(planned, store, partial(run_ray, address=args.ray_address, n_cpus=args.jobs))
+    return run_unfinished(planned, store, partial(run_local, n_cpus=args.jobs))
 
 
 def results_of(args: argparse.Namespace) -> list[Result]:
@@ -188,11 +202,13 @@ def results_of(args: argparse.Namespace) -> list[Result]:
 def main(argv: list[str] | None = None) -> list[Result]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    os.makedirs(args.out, exist_ok=True)
     failures: list[str] = []
+    if args.report_only:
+        exit_without_runs("sb3-course parity", RunStore(args.runs, create=False), planned_jobs(args), "--out / --runs")
+    os.makedirs(args.out, exist_ok=True)
     if not args.report_only:
         failures = run_interruptibly(partial(run_sweep, args), args.runs)
-    results = results_of(args)
+    results = exit_on_damaged_run("sb3-course parity", lambda: results_of(args))
     if results:
         path = write_report(results, args.out, "sb3-course parity " + shlex.join(argv), args.tolerance, args.last_evals)
         for result in results:

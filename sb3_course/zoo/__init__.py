@@ -1,11 +1,13 @@
 """rl-zoo3 glue: the course algorithms as entries of rl-zoo3's ``ALGOS`` table and their YAML recipes."""
 
+import copy
 import inspect
+import types
 from pathlib import Path
 from typing import Any
 
 import yaml
-from rl_zoo3 import exp_manager, hyperparams_opt
+from rl_zoo3 import exp_manager, hyperparams_opt, utils
 from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -53,6 +55,45 @@ def _preprocess_schedules(hyperparams: dict[str, Any]) -> dict[str, Any]:
     return hyperparams
 
 
+# The texts rl-zoo3 evaluates as Python (``-params`` / ``--env-kwargs`` values, a recipe's ``policy_kwargs`` /
+# ``replay_buffer_class`` / ``replay_buffer_kwargs`` strings), by (module whose namespace rl-zoo3 uses, text): the
+# checks of sb3_course.zoo.values evaluate them before rl-zoo3 runs, and rl-zoo3 takes these values through
+# register()'s hooks, so that each is evaluated once and its side effects happen once
+_EVALUATED: dict[tuple[str, str], Any] = {}
+KWARGS_STRING_KEYS = ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs")
+
+
+def evaluate_once(text: str, module: types.ModuleType) -> Any:
+    """
+    ``eval(text)`` in the namespace of ``module``, as rl-zoo3 does, evaluated once per process; each caller gets its
+    own copy (a constructor may add to the ``policy_kwargs`` it is given, as SB3's A2C does) when it can be copied.
+    """
+    key = (module.__name__, text)
+    if key not in _EVALUATED:
+        _EVALUATED[key] = eval(text, vars(module))
+    try:
+        return copy.deepcopy(_EVALUATED[key])
+    except TypeError:  # not copyable (a generator, a lock): shared
+        return _EVALUATED[key]
+
+
+def _store_dict_call(self: utils.StoreDict, parser: Any, namespace: Any, values: list[str], option_string: Any = None) -> None:
+    """rl-zoo3's ``StoreDict`` (``NAME:VALUE`` items, each VALUE evaluated in rl_zoo3.utils) through ``evaluate_once``."""
+    items = (argument.partition(":") for argument in values)
+    setattr(namespace, self.dest, {name: evaluate_once(text, utils) for name, _, text in items})
+
+
+_zoo_preprocess_hyperparams = exp_manager.ExperimentManager._preprocess_hyperparams
+
+
+def _preprocess_hyperparams(self: exp_manager.ExperimentManager, hyperparams: dict[str, Any]) -> Any:
+    """rl-zoo3's pre-processing with the kwargs strings it evaluates in exp_manager taken from ``evaluate_once``."""
+    for key in KWARGS_STRING_KEYS:
+        if isinstance(hyperparams.get(key), str):
+            hyperparams[key] = evaluate_once(hyperparams[key], exp_manager)
+    return _zoo_preprocess_hyperparams(self, hyperparams)
+
+
 def hyperparams_dir() -> Path:
     """The folder of the course YAML recipes: ``hyperparams/`` of a source checkout, else the installed copy."""
     checkout = Path(__file__).resolve().parents[2] / "hyperparams"
@@ -86,11 +127,14 @@ def register() -> None:
     Add the course algorithms to rl-zoo3's ``ALGOS`` and their Optuna samplers to ``HYPERPARAMS_SAMPLER`` /
     ``HYPERPARAMS_CONVERTER``, make ``FrameStackReplayBuffer`` a name recipes can use and the course policies of
     ``SB3_COURSE_POLICIES`` policy names of SB3's DQN / DDPG / A2C, and make ``lin_<x>`` recipes work for every
-    learning-rate argument of the course classes (idempotent).
+    learning-rate argument of the course classes, and evaluate each Python text of a command line or recipe once
+    (``evaluate_once``; idempotent).
     rl-zoo3's scripts import these dicts, so updating them in place is enough.
     """
     ALGOS.update(COURSE_ALGOS)
     exp_manager.ExperimentManager._preprocess_schedules = staticmethod(_preprocess_schedules)  # type: ignore[method-assign]
+    exp_manager.ExperimentManager._preprocess_hyperparams = _preprocess_hyperparams  # type: ignore[method-assign]
+    utils.StoreDict.__call__ = _store_dict_call  # type: ignore[method-assign]
     hyperparams_opt.HYPERPARAMS_SAMPLER.update(HYPERPARAMS_SAMPLER)
     hyperparams_opt.HYPERPARAMS_CONVERTER.update(HYPERPARAMS_CONVERTER)
     # rl-zoo3 evaluates a recipe's ``replay_buffer_class: <name>`` in exp_manager's namespace (as HerReplayBuffer)
@@ -107,6 +151,7 @@ __all__ = [
     "SB3_COUNTERPARTS",
     "SB3_COURSE_POLICIES",
     "default_config",
+    "evaluate_once",
     "hyperparams_dir",
     "register",
 ]

@@ -17,6 +17,7 @@ import yaml
 
 from sb3_course.registry import ALGORITHMS
 from sb3_course.zoo import COURSE_ALGOS, default_config, register
+from sb3_course.zoo.played import check_env_kwargs, check_played_model, check_whole_model
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
 
 # Recipe keys that rl-zoo3 consumes itself instead of passing them to the constructor
@@ -125,9 +126,11 @@ def check_config_file(config: str) -> None:
         )
 
 
-def check_trained_agent(path: str) -> None:
+def check_trained_agent(path: str, algo: str) -> None:
     if path and not (path.endswith(".zip") and Path(path).is_file()):
         raise RecipeError(f"-i/--trained-agent {path}: expected an existing .zip model file")
+    if path:
+        check_whole_model(path, algo, "-i/--trained-agent")
 
 
 def constructor_arguments(key: str) -> set[str]:
@@ -218,7 +221,7 @@ def check_recipe(
     check_block(key, recipes[block], where, params, budget_given)
 
 
-def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None:
+def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: bool = False) -> None:
     """
     Check the flags, ``--algo``, ``--env`` and, for a course key when ``recipe`` is set (``train``), its recipe and
     ``-params``, before rl-zoo3 runs: each mistake rl-zoo3 would turn into a traceback, or run silently in another
@@ -227,6 +230,7 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     :param argv: the rl-zoo3 arguments
     :param known_algos: the keys of rl-zoo3's ``ALGOS`` (course keys registered)
     :param recipe: whether the command is ``train`` (else ``enjoy`` / ``record_video``)
+    :param play: whether the command loads a trained model to play it (``enjoy`` / ``record_video``)
     """
     flags = TRAIN_FLAGS if recipe else PLAY_FLAGS
     parser = argparse.ArgumentParser(add_help=False)
@@ -237,6 +241,10 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     parser.add_argument("--gym-packages", nargs="+", default=[])
     parser.add_argument("-i", "--trained-agent", default="")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--env-kwargs", nargs="+", default=[])
+    parser.add_argument("--eval-env-kwargs", nargs="+", default=[])
+    parser.add_argument("-f", "--log-folder", "--folder", dest="folder", default="logs")
+    parser.add_argument("-tb", "--tensorboard-log", default="")
     for flag in flags:
         parser.add_argument(*flag.names, dest=flag.names[-1], default=None)
     known, _ = parser.parse_known_args(argv)
@@ -246,9 +254,18 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
     if known.algo == "a3c":
         check_a3c_device(known.device)
     check_env(known.env, known.gym_packages)
+    for kwargs_flag, items in (("--env-kwargs", known.env_kwargs), ("--eval-env-kwargs", known.eval_env_kwargs)):
+        if items:
+            check_env_kwargs(known.env, parse_params(items, kwargs_flag), kwargs_flag)
+    if play:
+        check_played_model(argv, known.algo, known.env)
     if not recipe:
         return
-    check_trained_agent(known.trained_agent)
+    # The folders rl-zoo3's train creates (it fails with NotADirectoryError after making part of them)
+    check_output_folder(known.folder, "-f/--log-folder")
+    if known.tensorboard_log:
+        check_output_folder(known.tensorboard_log, "-tb/--tensorboard-log")
+    check_trained_agent(known.trained_agent, known.algo)
     params = parse_params(known.hyperparams)
     if known.conf_file is not None:
         check_config_file(known.conf_file)

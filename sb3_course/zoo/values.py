@@ -12,7 +12,7 @@ import typing
 from collections import defaultdict
 from typing import Any, TypeGuard
 
-from sb3_course.zoo import COURSE_ALGOS, COURSE_SCHEDULE_KEYS
+from sb3_course.zoo import COURSE_ALGOS, COURSE_SCHEDULE_KEYS, KWARGS_STRING_KEYS, evaluate_once
 
 # Keys rl-zoo3 turns into schedules when they are strings "<name>_<initial value>" (ExperimentManager), with the
 # course classes' own learning rates (sb3_course.zoo.register() extends rl-zoo3's conversion to them)
@@ -37,21 +37,24 @@ def _yaml_hint(value: str) -> str:
     return f"; YAML 1.1 reads a number without a dot as text: write !!float {value} or {number!r}"
 
 
-def parse_params(items: list[str]) -> dict[str, Any]:
+def parse_params(items: list[str], flag: str = "-params") -> dict[str, Any]:
     """
-    ``-params NAME:VALUE ...`` as rl-zoo3's ``StoreDict`` reads them (each VALUE evaluated as Python), or a
-    :class:`RecipeError` naming the item whose value does not evaluate (rl-zoo3 ends in a traceback there).
+    ``-params NAME:VALUE ...`` (or the items of another ``flag``, ``--env-kwargs``) as rl-zoo3's ``StoreDict`` reads
+    them (each VALUE evaluated as Python in rl_zoo3.utils, once: ``evaluate_once``), or a :class:`RecipeError` naming
+    the item whose value does not evaluate (rl-zoo3 ends in a traceback there).
     """
+    from rl_zoo3 import utils
+
     params = {}
     for item in items:
         name, colon, text = item.partition(":")
         if not colon or not name:
-            raise RecipeError(f"-params {item!r}: expected NAME:VALUE, e.g. learning_rate:0.001")
+            raise RecipeError(f"{flag} {item!r}: expected NAME:VALUE, e.g. learning_rate:0.001")
         try:
-            params[name] = eval(text)  # what StoreDict does with it
+            params[name] = evaluate_once(text, utils)  # what StoreDict does with it
         except Exception as error:
             raise RecipeError(
-                f"-params {item!r}: VALUE is read as Python and fails ({type(error).__name__}: {error}); quote a "
+                f"{flag} {item!r}: VALUE is read as Python and fails ({type(error).__name__}: {error}); quote a "
                 f"string, e.g. {name}:'\"text\"'"
             ) from error
     return params
@@ -127,9 +130,9 @@ def _constructor_value(name: str, value: Any, where: str) -> Any:
                 f"(e.g. lin_0.001){_yaml_hint(value)}"
             )
         return rl_zoo3.exp_manager.SimpleLinearSchedule(initial_value)
-    if name in ("policy_kwargs", "replay_buffer_class", "replay_buffer_kwargs") and isinstance(value, str):
+    if name in KWARGS_STRING_KEYS and isinstance(value, str):
         try:
-            return eval(value, vars(rl_zoo3.exp_manager))  # rl-zoo3 evaluates them in its module
+            return evaluate_once(value, rl_zoo3.exp_manager)  # rl-zoo3 evaluates them in its module
         except Exception as error:
             raise RecipeError(f"{where}: {name} {value!r} does not evaluate ({type(error).__name__}: {error})") from error
     if name == "train_freq" and isinstance(value, list):
