@@ -18,6 +18,7 @@ per second of wall time and per CPU-second of its process (all threads), which o
 """
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -59,8 +60,11 @@ CLASSES: dict[str, type[BaseAlgorithm]] = {
 
 
 def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int, device: str = "cpu") -> BaseAlgorithm:
-    """One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise."""
-    kwargs = dict(kwargs)
+    """
+    One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise. ``kwargs`` is
+    copied: SB3's and SBX's classes add keys to the ``policy_kwargs`` they get.
+    """
+    kwargs = copy.deepcopy(kwargs)
     noise = kwargs.pop("action_noise", None)
     algorithm_class = peer_class(algo) if algo.startswith("sbx_") else CLASSES[algo]
     model = algorithm_class("MlpPolicy", env_id, seed=seed, device=device, **kwargs)
