@@ -212,7 +212,7 @@ def markdown_table(results: list[dict[str, Any]], threshold_time: bool, peers: t
         columns.append("time to threshold s course / SB3 (runs reaching it)")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * 3 + "---:|" * (len(columns) - 3)]
     for result in results:
-        runs = {side: result.get(f"{side}_runs") for side in sides}
+        runs: dict[str, list[dict[str, Any]]] = {side: result.get(f"{side}_runs") or [] for side in sides}
         prefixes = {"sb3": "", **{peer: f"{peer}_" for peer in peers}}
         cells = [f"{result['pair']} / {result['sb3'][0]}", result["env_id"], result["sizes"]]
         cells += [spread([run["steps_per_second"] for run in runs[side]]) if runs[side] else "-" for side in sides]
@@ -221,7 +221,7 @@ def markdown_table(results: list[dict[str, Any]], threshold_time: bool, peers: t
         rss = [f"{np.median([run['peak_rss_mb'] for run in runs[side]]):.0f}" if runs[side] else "-" for side in sides]
         cells.append(" / ".join(rss))
         if threshold_time:
-            cells.append(f"{threshold_cell(runs['course'])} / {threshold_cell(runs['sb3'])}")  # type: ignore[arg-type]
+            cells.append(f"{threshold_cell(runs['course'])} / {threshold_cell(runs['sb3'])}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
