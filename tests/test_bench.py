@@ -48,6 +48,63 @@ def test_bench_verb_prints_both_sides_and_writes_json(device, tmp_path, monkeypa
     assert result["ratios"] == [result["course_runs"][0]["steps_per_second"] / result["sb3_runs"][0]["steps_per_second"]]
 
 
+def test_bench_peers_sbx_adds_a_third_side_to_the_table_and_json(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("sbx")
+    out = tmp_path / "bench.json"
+    argv = ["--algos", "course_dqn", "reinforce", "--net-sizes", "course", "--steps", "60", "--repetitions", "1"]
+    argv += ["--learning-starts", "64", "--warm-steps", "10", "--peers", "sbx", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", ["sb3-course", "bench", *argv])
+    main()
+    header, _, dqn_row, reinforce_row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("|")]
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert columns[3:10] == [
+        "course steps/s median (min-max)", "SB3 steps/s median (min-max)", "SBX steps/s median (min-max)",
+        "course / SB3 median (min..max)", "course / SBX median (min..max)",
+        "course / SB3 per CPU-second", "course / SBX per CPU-second",
+    ]  # fmt: skip
+    dqn_cells = [cell.strip() for cell in dqn_row.strip("|").split("|")]
+    assert all(float(cell.split()[0]) > 0 for cell in dqn_cells[3:10])
+    # SBX has no A2C: its cells are empty
+    assert [cell.strip() for cell in reinforce_row.strip("|").split("|")][5] == "-"
+    dqn, reinforce = json.loads(out.read_text())["results"]
+    assert dqn["sbx"][0] == "sbx_dqn" and reinforce["sbx"] is None and "sbx_runs" not in reinforce
+    (course,), (sbx,) = dqn["course_runs"], dqn["sbx_runs"]
+    assert sbx["steps_per_second"] > 0 and sbx["cpu_steps_per_second"] > 0
+    assert dqn["sbx_ratios"] == [course["steps_per_second"] / sbx["steps_per_second"]]
+    assert dqn["sbx_cpu_ratios"] == [course["cpu_steps_per_second"] / sbx["cpu_steps_per_second"]]
+
+
+def test_bench_peers_sbx_without_sbx_rl_exits_2_naming_the_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sbx", None)
+    monkeypatch.setattr(sys, "argv", ["sb3-course", "bench", "--algos", "course_dqn", "--peers", "sbx"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert (
+        captured.err.startswith("sb3-course bench --peers sbx: error: needs sbx")
+        and 'pip install "sb3-course[bench]"' in captured.err
+    )
+
+
+@pytest.mark.parametrize(
+    "matchup", [m for m in matchups(list(MATCHUPS), "both", 100) if m.sbx], ids=lambda m: f"{m.pair}-{m.sizes}"
+)
+def test_sbx_side_shares_the_sb3_sides_settings(matchup):
+    pytest.importorskip("sbx")
+    sb3, sbx = (make_model(algo, matchup.env_id, kwargs, seed=0) for algo, kwargs in (matchup.sb3, matchup.sbx))
+    for name in SHARED_SETTINGS:
+        if hasattr(sb3, name):
+            assert getattr(sbx, name) == getattr(sb3, name), name
+    # settings that one of the two does not have: SBX's SAC updates its targets every step (SB3's interval is 1)
+    for name in ("learning_rate", "target_update_interval", "exploration_final_eps"):
+        if hasattr(sb3, name) and hasattr(sbx, name):
+            assert getattr(sbx, name) == getattr(sb3, name), name
+    assert type(sbx.action_noise) is type(sb3.action_noise)
+    assert sbx.policy_kwargs.get("net_arch") == sb3.policy_kwargs.get("net_arch")
+
+
 def trainable(module: th.nn.Module) -> int:
     return sum(param.numel() for param in module.parameters() if param.requires_grad)
 

@@ -17,7 +17,7 @@ tomllib = pytest.importorskip("tomllib")
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 # the libraries of the extras (distribution names) that the base install must not bring
-EXTRA_ONLY = {"rliable", "matplotlib", "scipy", "seaborn", "tensorboard", "wandb", "ray"}
+EXTRA_ONLY = {"rliable", "matplotlib", "scipy", "seaborn", "tensorboard", "wandb", "ray", "sbx-rl", "jax"}
 BLOCKED = sorted({module for modules in EXTRA_MODULES.values() for module in modules} - {"huggingface_hub", "huggingface_sb3"})
 
 # The extras' modules marked missing: ``import`` raises ModuleNotFoundError and ``find_spec`` returns None, as for a

@@ -1,5 +1,5 @@
 """
-What each piece of the fast path (:mod:`sb3_course.common.fast_path`) is worth::
+What the fast path (:mod:`sb3_course.common.fast_path`: fused Adam) is worth::
 
     python -m sb3_course.benchmarks.fast_path_worth
 
@@ -12,16 +12,14 @@ timed in CPU time of this process, with one torch thread. A piece's worth is ``m
 much longer a ``train()`` call (a ``learn()`` step) takes without it. The first row switches nothing off: its
 figures show the noise of the measurement.
 
-Switching a piece off runs the code that runs where the piece does not apply: SB3's own code or the public
-PyTorch fallback that the tests exercise (``FUSED_ADAM_API = None``: ``optimizer.step()``).
+Switching a piece off runs the code that runs where the piece does not apply: SB3's own code.
 """
 
 import argparse
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,28 +32,8 @@ from sb3_course.benchmarks.speed import CLASSES
 from sb3_course.common import fast_path
 from sb3_course.registry import ALGORITHMS
 
-# The algorithms that train through the fast path, the modules of their train() methods, and the algorithms whose
-# actor loss freezes a critic
+# The algorithms that train through the fast path
 ALGOS = tuple(key for key, algorithm in ALGORITHMS.items() if issubclass(algorithm.course_class, fast_path.FastOffPolicyMixin))
-TRAIN_MODULES = tuple(sys.modules[ALGORITHMS[key].course_class.__module__] for key in ALGOS)
-FROZEN_ALGOS = tuple(key for key, module in zip(ALGOS, TRAIN_MODULES, strict=True) if hasattr(module, "frozen"))
-
-
-def sb3_optimizer_step(
-    optimizer: th.optim.Optimizer, loss: th.Tensor, params: Any = (), max_grad_norm: float = np.inf
-) -> None:
-    """The step SB3's ``train()`` methods take: ``zero_grad``, ``backward``, a clip where SB3 clips, ``step``."""
-    optimizer.zero_grad()
-    loss.backward()
-    if params:  # DQN: SB3 clips at every step, also at an infinite norm
-        th.nn.utils.clip_grad_norm_(params, max_grad_norm)
-    if not fast_path.fused_adam_step(optimizer):
-        optimizer.step()
-
-
-def unfrozen(params: list[th.nn.Parameter]) -> AbstractContextManager[None]:
-    """SB3's actor loss: the critic's weight gradients are computed too."""
-    return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -64,44 +42,16 @@ class Piece:
     A piece of the fast path and what switches it off.
 
     :param name: the piece
-    :param algos: the algorithms it serves
     :param optimizer_kwargs: ``optimizer_kwargs`` of the model without it
-    :param patches: (object, attribute, value) set while the model without it is built and runs
     """
 
     name: str
-    algos: tuple[str, ...] = ALGOS
     optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
-    patches: tuple[tuple[Any, str, Any], ...] = ()
-
-    @contextmanager
-    def off(self) -> Iterator[None]:
-        with ExitStack() as stack:
-            for owner, name, value in self.patches:
-                stack.enter_context(patched(owner, name, value))
-            yield
-
-
-@contextmanager
-def patched(owner: Any, name: str, value: Any) -> Iterator[None]:
-    old = getattr(owner, name)
-    setattr(owner, name, value)
-    try:
-        yield
-    finally:
-        setattr(owner, name, old)
-
-
-def in_train_modules(name: str, value: Any) -> tuple[tuple[Any, str, Any], ...]:
-    return tuple((module, name, value) for module in TRAIN_MODULES if hasattr(module, name))
 
 
 PIECES = [
     Piece("none (noise of the measurement)"),
     Piece("fused Adam (fused=True)", optimizer_kwargs={"fused": False}),
-    Piece("fused_adam_step (th._fused_adam_)", patches=((fast_path, "FUSED_ADAM_API", None),)),
-    Piece("optimizer_step", patches=in_train_modules("optimizer_step", sb3_optimizer_step)),
-    Piece("frozen", FROZEN_ALGOS, patches=in_train_modules("frozen", unfrozen)),
 ]
 
 
@@ -112,21 +62,19 @@ def build(algo: str, piece: Piece | None, args: argparse.Namespace) -> BaseAlgor
     policy_kwargs = dict(kwargs.pop("policy_kwargs", {}))
     if piece is not None and piece.optimizer_kwargs:
         policy_kwargs["optimizer_kwargs"] = piece.optimizer_kwargs
-    with piece.off() if piece is not None else nullcontext():
-        model = CLASSES[algo]("MlpPolicy", matchup.env_id, seed=0, device="cpu", policy_kwargs=policy_kwargs, **kwargs)
-        model.learn(args.learning_starts)  # random steps; the gradient steps start after them
+    model = CLASSES[algo]("MlpPolicy", matchup.env_id, seed=0, device="cpu", policy_kwargs=policy_kwargs, **kwargs)
+    model.learn(args.learning_starts)  # random steps; the gradient steps start after them
     return model
 
 
-def median_ratio(models: list[BaseAlgorithm], contexts: list[Callable[[], Any]], run: Callable[[Any], Any], n: int) -> float:
+def median_ratio(models: list[BaseAlgorithm], run: Callable[[Any], Any], n: int) -> float:
     """``run`` on both models in turn, ``n`` timed times each (after ``n // 10`` untimed): median 1 / median 0 - 1."""
     times: list[list[float]] = [[], []]
     for index in range(-max(n // 10, 1), n):
         for side in (0, 1) if index % 2 == 0 else (1, 0):
-            with contexts[side]():
-                begin = time.process_time()
-                run(models[side])
-                spent = time.process_time() - begin
+            begin = time.process_time()
+            run(models[side])
+            spent = time.process_time() - begin
             if index >= 0:
                 times[side].append(spent)
     return float(np.median(times[1]) / np.median(times[0]) - 1)
@@ -135,12 +83,11 @@ def median_ratio(models: list[BaseAlgorithm], contexts: list[Callable[[], Any]],
 def worth(algo: str, piece: Piece, args: argparse.Namespace) -> tuple[float, float]:
     """How much longer a ``train(1, batch_size)`` call and a ``learn()`` step take with ``piece`` off (%)."""
     models = [build(algo, None, args), build(algo, piece, args)]
-    contexts: list[Callable[[], Any]] = [nullcontext, piece.off]
-    train = median_ratio(models, contexts, lambda model: model.train(1, model.batch_size), args.train_calls)
+    train = median_ratio(models, lambda model: model.train(1, model.batch_size), args.train_calls)
     learn = float("nan")
     if args.learn_blocks > 0:
         run = lambda model: model.learn(args.learn_block, reset_num_timesteps=False)  # noqa: E731
-        learn = median_ratio(models, contexts, run, args.learn_blocks)
+        learn = median_ratio(models, run, args.learn_blocks)
     return 100 * train, 100 * learn
 
 
@@ -166,8 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     for piece in pieces:
         cells = []
         for algo in args.algos:
-            train, learn = worth(algo, piece, args) if algo in piece.algos else (None, None)
-            cells.append("n/a" if train is None else f"{train:+.1f} / {learn:+.1f}")
+            train, learn = worth(algo, piece, args)
+            cells.append(f"{train:+.1f} / {learn:+.1f}")
         print(f"| {piece.name} | {' | '.join(cells)} |", flush=True)
     print(f"({time.perf_counter() - started:.0f} s)")
 

@@ -33,8 +33,10 @@ def machine_idle_percent(seconds: float = 1.0) -> float:
 
 class StepClock(BaseCallback):
     """
-    Times the steps between ``warmup`` and the end of training (the main process sees every step). Time that
-    another callback spends on something else (an evaluation) is handed to :meth:`pause` and left out.
+    Times the steps between ``warmup`` and the end of training (the main process sees every step), in wall time
+    and in CPU time of the whole process (``time.process_time``: every thread of it, so JAX's or BLAS's helper
+    threads count; other load on the machine does not). Time that another callback spends on something else (an
+    evaluation) is handed to :meth:`pause` and left out.
 
     :param warmup: the step count at which the clock starts
     """
@@ -42,22 +44,30 @@ class StepClock(BaseCallback):
     def __init__(self, warmup: int) -> None:
         super().__init__()
         self.warmup = warmup
-        self.start: tuple[float, int, tuple[int, int]] | None = None
+        self.start: tuple[float, int, tuple[int, int], float] | None = None
         self.paused = 0.0
+        self.paused_cpu = 0.0
 
     def _on_step(self) -> bool:
         if self.start is None and self.num_timesteps >= self.warmup:
-            self.start = (time.perf_counter(), self.num_timesteps, cpu_times())
+            self.start = (time.perf_counter(), self.num_timesteps, cpu_times(), time.process_time())
         return True
 
-    def pause(self, seconds: float) -> None:
-        """Leave ``seconds`` of wall time out of the measurement (ignored before the clock starts)."""
+    def pause(self, seconds: float, cpu_seconds: float = 0.0) -> None:
+        """Leave ``seconds`` of wall time and ``cpu_seconds`` of CPU time out (ignored before the clock starts)."""
         if self.start is not None:
             self.paused += seconds
+            self.paused_cpu += cpu_seconds
 
     def measure(self) -> tuple[float, float]:
         """Steps per second since the warm-up, and the share of the machine's CPU time that stayed idle (%)."""
         assert self.start is not None, "the clock never started: fewer steps than the warm-up"
-        start_time, start_steps, start_cpu = self.start
+        start_time, start_steps, start_cpu, _ = self.start
         elapsed = time.perf_counter() - start_time - self.paused
         return (self.num_timesteps - start_steps) / elapsed, idle_percent(start_cpu, cpu_times())
+
+    def cpu_steps_per_second(self) -> float:
+        """Steps per CPU-second of this process since the warm-up."""
+        assert self.start is not None, "the clock never started: fewer steps than the warm-up"
+        _, start_steps, _, start_process = self.start
+        return (self.num_timesteps - start_steps) / (time.process_time() - start_process - self.paused_cpu)

@@ -1,6 +1,7 @@
 """
 The matched configurations of ``sb3-course bench``: for each course algorithm, its SB3 counterpart with the same
-settings (keyword arguments of the two classes) at the course's network sizes and at SB3's default sizes.
+settings (keyword arguments of the two classes) at the course's network sizes and at SB3's default sizes, and the
+SBX (sbx-rl, SB3's algorithms in JAX) class configured as the SB3 side for ``--peers sbx``.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,10 @@ NET_SIZES = {"course": ("course",), "sb3": ("sb3",), "both": ("course", "sb3")}
 
 @dataclass(frozen=True)
 class Matchup:
-    """A course algorithm and its SB3 counterpart on one env with matched settings (keyword arguments)."""
+    """
+    A course algorithm and its SB3 counterpart on one env with matched settings (keyword arguments), and SBX's
+    class with the SB3 side's settings (``None`` where SBX has no counterpart).
+    """
 
     pair: str
     env_id: str
@@ -23,12 +27,16 @@ class Matchup:
     course: tuple[str, dict[str, Any]]
     sb3: tuple[str, dict[str, Any]]
     steps: int
+    sbx: tuple[str, dict[str, Any]] | None = None
 
 
-def _matchup(pair: str, sizes: str, course: dict[str, Any], sb3: dict[str, Any], steps: int) -> Matchup:
+def _matchup(
+    pair: str, sizes: str, course: dict[str, Any], sb3: dict[str, Any], steps: int, sbx: dict[str, Any] | None = None
+) -> Matchup:
     """The course algorithm ``pair`` against its SB3 counterpart on its check env (``sb3_course.registry``)."""
     algorithm = ALGORITHMS[pair]
-    return Matchup(pair, algorithm.check_env, sizes, (pair, course), (algorithm.sb3_key, sb3), steps)
+    sbx_side = None if sbx is None else (f"sbx_{algorithm.sb3_key}", sbx)
+    return Matchup(pair, algorithm.check_env, sizes, (pair, course), (algorithm.sb3_key, sb3), steps, sbx_side)
 
 
 def dqn(sizes: str, learning_starts: int) -> Matchup:
@@ -41,7 +49,10 @@ def dqn(sizes: str, learning_starts: int) -> Matchup:
         exploration_final_eps=0.05, max_grad_norm=float("inf"), policy_kwargs={"net_arch": net_arch},
     )  # fmt: skip
     course = dict(common, exploration_decay="linear")
-    return _matchup("course_dqn", sizes, course, dict(common, **SB3_DQN_WITHOUT_TARGET_NETWORK), OFF_POLICY_STEPS)
+    sb3 = dict(common, **SB3_DQN_WITHOUT_TARGET_NETWORK)
+    # SBX's DQN has no gradient clipping (the same as max_grad_norm=inf)
+    sbx = {name: value for name, value in sb3.items() if name != "max_grad_norm"}
+    return _matchup("course_dqn", sizes, course, sb3, OFF_POLICY_STEPS, sbx)
 
 
 def ddpg(sizes: str, learning_starts: int) -> Matchup:
@@ -64,7 +75,8 @@ def ddpg(sizes: str, learning_starts: int) -> Matchup:
         sb3_policy = {"net_arch": [400, 300]}
     course = dict(common, actor_learning_rate=1e-4, critic_learning_rate=1e-3, policy_kwargs=course_policy)
     sb3 = dict(common, learning_rate=1e-3, action_noise="course_ou", policy_kwargs=sb3_policy)
-    return _matchup("course_ddpg", sizes, course, sb3, OFF_POLICY_STEPS)
+    # SBX's DDPG gives its critic a learning rate of its own (default 1e-3); SB3's one learning rate serves both
+    return _matchup("course_ddpg", sizes, course, sb3, OFF_POLICY_STEPS, dict(sb3, qf_learning_rate=1e-3))
 
 
 def sac(sizes: str, learning_starts: int) -> Matchup:
@@ -73,12 +85,12 @@ def sac(sizes: str, learning_starts: int) -> Matchup:
         learning_rate=1e-3, buffer_size=1_000_000, learning_starts=learning_starts, batch_size=256, tau=0.005,
         gamma=0.99, ent_coef=0.2, train_freq=1, gradient_steps=1, policy_kwargs=ALGORITHMS["course_sac"].course_kwargs(),
     )  # fmt: skip
-    return _matchup("course_sac", "course = sb3", common, common, OFF_POLICY_STEPS)
+    return _matchup("course_sac", "course = sb3", common, common, OFF_POLICY_STEPS, common)
 
 
 def reinforce(sizes: str, learning_starts: int) -> Matchup:
     # The settings of REINFORCE's CartPole-v1 recipe (hyperparams/reinforce.yml; a constant learning rate here)
-    # against A2C's defaults, one env each.
+    # against A2C's defaults, one env each. SBX has no A2C.
     course = dict(learning_rate=1e-3, n_episodes=4, gamma=0.99, normalize_advantage=True)
     return _matchup("reinforce", "recipe vs A2C defaults", course, {}, ON_POLICY_STEPS)
 

@@ -11,10 +11,14 @@ process start-up and model construction are not timed; the on-policy pair skips 
 runs for ``--steps`` more steps. Off-policy runs take one gradient step per environment step. The ratio is taken
 per repetition (course run i / SB3 run i). The matched settings of each pair are in
 :mod:`sb3_course.benchmarks.matchups` and ``docs/benchmarks.md``. ``--device cuda`` puts both sides' networks on
-the GPU (``docs/gpu.md``); the output names the device.
+the GPU (``docs/gpu.md``); the output names the device. ``--peers sbx`` adds SBX's class with the SB3 side's
+settings as a third side (``pip install "sb3-course[bench]"``); the clock then starts ``--warm-steps`` gradient
+steps after ``--learning-starts`` on every side, so that JAX's compilation is not timed. Each run reports steps
+per second of wall time and per CPU-second of its process (all threads), which other load skews less.
 """
 
 import argparse
+import copy
 import json
 import os
 import resource
@@ -41,6 +45,7 @@ from sb3_course.benchmarks.matchups import (
     Matchup,
     matchups,
 )
+from sb3_course.benchmarks.peers import PEER_ENVIRONMENT, PEER_LABELS, PEERS, peer_class, require_peers
 from sb3_course.common.files import write_text_atomically
 from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
 from sb3_course.registry import ALGORITHMS, score_range
@@ -55,10 +60,14 @@ CLASSES: dict[str, type[BaseAlgorithm]] = {
 
 
 def make_model(algo: str, env_id: str, kwargs: dict[str, Any], seed: int, device: str = "cpu") -> BaseAlgorithm:
-    """One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise."""
-    kwargs = dict(kwargs)
+    """
+    One side of a matchup; ``action_noise="course_ou"`` is the course DDPG's Ornstein-Uhlenbeck noise. ``kwargs`` is
+    copied: SB3's and SBX's classes add keys to the ``policy_kwargs`` they get.
+    """
+    kwargs = copy.deepcopy(kwargs)
     noise = kwargs.pop("action_noise", None)
-    model = CLASSES[algo]("MlpPolicy", env_id, seed=seed, device=device, **kwargs)
+    algorithm_class = peer_class(algo) if algo.startswith("sbx_") else CLASSES[algo]
+    model = algorithm_class("MlpPolicy", env_id, seed=seed, device=device, **kwargs)
     if noise == "course_ou":
         dim = model.action_space.shape[0]  # type: ignore[index]
         model.action_noise = OrnsteinUhlenbeckActionNoise(  # type: ignore[attr-defined]
@@ -92,11 +101,11 @@ class ThresholdTimer(EvalCallback):
         self.started = time.perf_counter()
 
     def _on_step(self) -> bool:
-        begin = time.perf_counter()
+        begin, begin_cpu = time.perf_counter(), time.process_time()
         continue_training = super()._on_step()
         spent = time.perf_counter() - begin
         self.evaluating += spent
-        self.clock.pause(spent)
+        self.clock.pause(spent, time.process_time() - begin_cpu)
         if self.reached_after is None and self.n_calls % self.eval_freq == 0 and self.last_mean_reward >= self.threshold:
             self.reached_after = begin - self.started - (self.evaluating - spent)
         return continue_training
@@ -117,6 +126,7 @@ def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
     steps_per_second, idle = clock.measure()
     return {
         "steps_per_second": steps_per_second,
+        "cpu_steps_per_second": clock.cpu_steps_per_second(),
         "machine_idle_percent": idle,
         # ru_maxrss is in KiB on Linux
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -125,8 +135,11 @@ def measure_run(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
-    """:func:`measure_run` in a fresh interpreter (one BLAS / OpenMP thread too); its last stdout line is the result."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    """
+    :func:`measure_run` in a fresh interpreter (one BLAS / OpenMP / XLA thread too); its last stdout line is the
+    result.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **PEER_ENVIRONMENT}
     command = [sys.executable, "-m", "sb3_course.benchmarks.speed", "--run", json.dumps(spec)]
     completed = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if completed.returncode != 0:
@@ -135,31 +148,42 @@ def run_in_subprocess(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def spec_of(matchup: Matchup, side: str, repetition: int, args: argparse.Namespace) -> dict[str, Any]:
-    algo, kwargs = matchup.course if side == "course" else matchup.sb3
+    algo, kwargs = getattr(matchup, side)
     return {
         "algo": algo, "env_id": matchup.env_id, "kwargs": kwargs, "seed": repetition, "device": args.device,
-        "warmup": args.learning_starts, "steps": args.steps or matchup.steps,
+        "warmup": args.learning_starts + args.warm_steps, "steps": args.steps or matchup.steps,
         "threshold": score_range(matchup.env_id).reference if args.threshold_time else None,
         "eval_freq": args.eval_freq, "eval_episodes": args.eval_episodes,
     }  # fmt: skip
 
 
+def ratios(runs: dict[str, list[dict[str, Any]]], peer: str, key: str = "steps_per_second") -> list[float]:
+    """Course run i / ``peer`` run i of ``key`` for each repetition."""
+    return [course[key] / other[key] for course, other in zip(runs["course"], runs[peer], strict=True)]
+
+
 def run_matchups(chosen: list[Matchup], args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Every matchup, ``args.repetitions`` times, alternating the course and the SB3 side."""
+    """Every matchup, ``args.repetitions`` times, alternating the course, the SB3 and the peers' sides."""
     results = []
     for matchup in chosen:
-        runs: dict[str, list[dict[str, Any]]] = {"course": [], "sb3": []}
+        sides = ["course", "sb3", *(peer for peer in args.peers if getattr(matchup, peer) is not None)]
+        runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
         for repetition in range(args.repetitions):
-            for side in ("course", "sb3"):
+            for side in sides:
                 run = run_in_subprocess(spec_of(matchup, side, repetition, args))
                 runs[side].append(run)
                 print(
                     f"{matchup.pair} ({matchup.sizes}) repetition {repetition} {side}: {run['steps_per_second']:.0f} steps/s, "
-                    f"{run['peak_rss_mb']:.0f} MB, machine {run['machine_idle_percent']:.0f}% idle",
+                    f"{run['cpu_steps_per_second']:.0f} steps per CPU-second, {run['peak_rss_mb']:.0f} MB, "
+                    f"machine {run['machine_idle_percent']:.0f}% idle",
                     flush=True,
                 )
-        ratios = [c["steps_per_second"] / s["steps_per_second"] for c, s in zip(runs["course"], runs["sb3"], strict=True)]
-        results.append({**asdict(matchup), "course_runs": runs["course"], "sb3_runs": runs["sb3"], "ratios": ratios})
+        result = {**asdict(matchup), **{f"{side}_runs": runs[side] for side in sides}, "ratios": ratios(runs, "sb3")}
+        result["cpu_ratios"] = ratios(runs, "sb3", "cpu_steps_per_second")
+        for peer in sides[2:]:
+            result[f"{peer}_ratios"] = ratios(runs, peer)
+            result[f"{peer}_cpu_ratios"] = ratios(runs, peer, "cpu_steps_per_second")
+        results.append(result)
     return results
 
 
@@ -173,23 +197,31 @@ def threshold_cell(runs: list[dict[str, Any]]) -> str:
     return f"{np.median(reached):.0f} ({len(reached)}/{len(runs)})" if reached else f"- (0/{len(runs)})"
 
 
-def markdown_table(results: list[dict[str, Any]], threshold_time: bool) -> str:
-    """One row per matchup: steps/s of both sides, the per-repetition ratio and the peak RSS (medians)."""
-    columns = ["algorithm", "env", "net sizes", "course steps/s median (min-max)", "SB3 steps/s median (min-max)",
-               "course / SB3 median (min..max)", "peak RSS MB course / SB3"]  # fmt: skip
+def markdown_table(results: list[dict[str, Any]], threshold_time: bool, peers: tuple[str, ...] = ()) -> str:
+    """
+    One row per matchup: steps/s of each side, the course's per-repetition ratio to each other side in steps/s and
+    in steps per CPU-second, and the peak RSS (medians); ``-`` where a peer has no counterpart.
+    """
+    sides = ("course", "sb3", *peers)
+    labels = {"course": "course", "sb3": "SB3", **PEER_LABELS}
+    columns = ["algorithm", "env", "net sizes", *(f"{labels[side]} steps/s median (min-max)" for side in sides)]
+    columns += [f"course / {labels[side]} median (min..max)" for side in sides[1:]]
+    columns += [f"course / {labels[side]} per CPU-second" for side in sides[1:]]
+    columns.append(f"peak RSS MB {' / '.join(labels[side] for side in sides)}")
     if threshold_time:
         columns.append("time to threshold s course / SB3 (runs reaching it)")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * 3 + "---:|" * (len(columns) - 3)]
     for result in results:
-        course, sb3 = result["course_runs"], result["sb3_runs"]
-        rss = [np.median([run["peak_rss_mb"] for run in runs]) for runs in (course, sb3)]
-        cells = [
-            f"{result['pair']} / {result['sb3'][0]}", result["env_id"], result["sizes"],
-            spread([run["steps_per_second"] for run in course]), spread([run["steps_per_second"] for run in sb3]),
-            spread(result["ratios"], 2, ".."), f"{rss[0]:.0f} / {rss[1]:.0f}",
-        ]  # fmt: skip
+        runs: dict[str, list[dict[str, Any]]] = {side: result.get(f"{side}_runs") or [] for side in sides}
+        prefixes = {"sb3": "", **{peer: f"{peer}_" for peer in peers}}
+        cells = [f"{result['pair']} / {result['sb3'][0]}", result["env_id"], result["sizes"]]
+        cells += [spread([run["steps_per_second"] for run in runs[side]]) if runs[side] else "-" for side in sides]
+        for kind in ("ratios", "cpu_ratios"):
+            cells += [spread(result[prefixes[side] + kind], 2, "..") if runs[side] else "-" for side in sides[1:]]
+        rss = [f"{np.median([run['peak_rss_mb'] for run in runs[side]]):.0f}" if runs[side] else "-" for side in sides]
+        cells.append(" / ".join(rss))
         if threshold_time:
-            cells.append(f"{threshold_cell(course)} / {threshold_cell(sb3)}")
+            cells.append(f"{threshold_cell(runs['course'])} / {threshold_cell(runs['sb3'])}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -273,6 +305,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--device", default="cpu", help="torch device of both sides' networks: cpu, cuda or cuda:<index> (default cpu)"
     )
+    parser.add_argument(
+        "--peers",
+        nargs="+",
+        choices=PEERS,
+        default=[],
+        help='other libraries to measure beside SB3 (pip install "sb3-course[bench]")',
+    )
+    parser.add_argument(
+        "--warm-steps",
+        type=int,
+        default=100,
+        help="untimed steps after --learning-starts on every side (JAX compiles SBX's update at the first gradient step)",
+    )
     parser.add_argument("--json", default=None, help="also write every run's figures to this file")
     parser.add_argument("--run", default=None, help=argparse.SUPPRESS)  # one run (JSON spec), in a child process
     args = parser.parse_args(argv)
@@ -280,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(measure_run(json.loads(args.run))))
         return
 
+    require_peers(args.peers, parser.prog)
     device = checked_device(args.device)
     args.device = str(device)
     machine = machine_description(device)
@@ -291,7 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"warning: the machine is busy ({idle:.0f}% idle): steps/s will be low and noisy", file=sys.stderr)
     results = run_matchups(matchups(args.algos, args.net_sizes, args.learning_starts), args)
     print()
-    print(markdown_table(results, args.threshold_time))
+    print(markdown_table(results, args.threshold_time, tuple(args.peers)))
     # One run keeps one core busy: on an otherwise idle machine, 1 / cpu_count of its CPU time
     lowest = min(run["machine_idle_percent"] for result in results for run in result["course_runs"] + result["sb3_runs"])
     expected = 100 * (1 - 1 / (os.cpu_count() or 1))

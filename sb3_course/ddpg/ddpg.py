@@ -14,12 +14,7 @@ from stable_baselines3.td3.policies import TD3Policy
 from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
-from sb3_course.common.fast_path import (
-    FastOffPolicyMixin,
-    frozen,
-    optimizer_step,
-    unshared_parameters,
-)
+from sb3_course.common.fast_path import FastOffPolicyMixin
 from sb3_course.common.validation import check_float, check_off_policy_arguments, check_policy_class
 from sb3_course.ddpg.policies import ClampedActor, CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
 
@@ -84,7 +79,7 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
       ``NatureCNN`` / ``CombinedExtractor`` before the actor and the critic's state encoder, which then encodes
       the extracted features instead of the raw state.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
-      in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
+      in ``policy_kwargs`` restores SB3's; :mod:`sb3_course.common.fast_path`).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
@@ -207,13 +202,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
                 dt=COURSE_OU_DT,
             )
 
-    def _create_aliases(self) -> None:
-        super()._create_aliases()
-        self._keep_parameter_lists(
-            actor=self.actor, actor_target=self.actor_target, critic=self.critic, critic_target=self.critic_target
-        )
-        self.parameter_lists["critic_only"] = unshared_parameters(self.critic, self.actor)
-
     def _update_learning_rate(self, optimizers: list[th.optim.Optimizer] | th.optim.Optimizer) -> None:
         # Called by train() with [actor optimizer, critic optimizer]: each gets its own schedule.
         assert isinstance(optimizers, list)
@@ -228,7 +216,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         self.policy.set_training_mode(True)
         self._update_learning_rate([self.actor.optimizer, self.critic.optimizer])
         loss_fn = CRITIC_LOSSES[self.critic_loss]
-        params = self.parameter_lists
 
         actor_losses, critic_losses = [], []
         for _ in range(gradient_steps):
@@ -248,18 +235,20 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             critic_loss = sum(loss_fn(current_q, target_q_values) for current_q in current_q_values)
             assert isinstance(critic_loss, th.Tensor)
             critic_losses.append(critic_loss.item())
-            optimizer_step(self.critic.optimizer, critic_loss)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
 
-            # L_mu = -Q(s, mu(s)).mean(): deterministic policy gradient through the (just updated) critic, whose
-            # own weights stay out of the graph (only dQ/da is needed)
-            with frozen(params["critic_only"]):
-                actor_loss = self._actor_loss(replay_data.observations)
+            # deterministic policy gradient through the (just updated) critic
+            actor_loss = self._actor_loss(replay_data.observations)
             actor_losses.append(actor_loss.item())
-            optimizer_step(self.actor.optimizer, actor_loss)
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
 
             # theta' <- tau * theta + (1 - tau) * theta', for critic and actor
-            polyak_update(params["critic"], params["critic_target"], self.tau)
-            polyak_update(params["actor"], params["actor_target"], self.tau)
+            polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+            polyak_update(self.actor.parameters(), self.actor_target.parameters(), self.tau)
             # Copy running stats, see SB3 GH issue #996
             polyak_update(self.critic_batch_norm_stats, self.critic_batch_norm_stats_target, 1.0)
             polyak_update(self.actor_batch_norm_stats, self.actor_batch_norm_stats_target, 1.0)

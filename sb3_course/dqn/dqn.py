@@ -1,7 +1,6 @@
 import warnings
 from typing import Any, ClassVar, Literal, TypeVar
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import DQN
@@ -11,10 +10,9 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.utils import polyak_update
 from stable_baselines3.dqn.policies import DQNPolicy
-from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
-from sb3_course.common.fast_path import FastOffPolicyMixin, optimizer_step
+from sb3_course.common.fast_path import FastOffPolicyMixin
 from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
@@ -67,7 +65,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
       ``exploration_fraction`` and ``exploration_final_eps`` with ``exploration_decay="linear"``; given without
       them (an rl-zoo3 ``dqn.yml`` recipe), they have no effect and a warning says so.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
-      in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
+      in ``policy_kwargs`` restores SB3's; :mod:`sb3_course.common.fast_path`). The update is SB3's ``DQN.train``.
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str)
@@ -196,7 +194,6 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             # train() takes its TD targets from ``q_net_target`` under no_grad: pointing it at the
             # online network gives the course target r + gamma * (1 - terminated) * max_a' Q_online(s', a').
             self.q_net_target = self.q_net
-        self._keep_parameter_lists(q_net=self.q_net, q_net_target=self.q_net_target)
 
     def _exploration_rate(self) -> float:
         if self.exploration_decay == "harmonic":
@@ -214,35 +211,11 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
     def _on_step(self) -> None:
         self._n_calls += 1
         if self.use_target_network and self._n_calls % max(self.target_update_interval // self.n_envs, 1) == 0:
-            polyak_update(self.parameter_lists["q_net"], self.parameter_lists["q_net_target"], self.tau)
+            polyak_update(self.q_net.parameters(), self.q_net_target.parameters(), self.tau)
             # Copy running stats, see SB3 GH issue #996
             polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
         self.exploration_rate = self._exploration_rate()
         self.logger.record("rollout/exploration_rate", self.exploration_rate)
-
-    def train(self, gradient_steps: int, batch_size: int = 100) -> None:
-        """
-        SB3's ``DQN.train`` with less work per gradient step, same updates: the clip at an infinite
-        ``max_grad_norm`` (the course default) is skipped (:func:`sb3_course.common.fast_path.optimizer_step`).
-        """
-        self.policy.set_training_mode(True)
-        self._update_learning_rate(self.policy.optimizer)
-        losses = []
-        for _ in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-            with th.no_grad():
-                # y = r + gamma * (1 - terminated) * max_a' Q(s', a'), Q the online net unless use_target_network
-                next_q_values, _ = self.q_net_target(replay_data.next_observations).max(dim=1)
-                target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values.reshape(-1, 1)
-            # L = Huber(Q(s, a), y)
-            current_q_values = th.gather(self.q_net(replay_data.observations), dim=1, index=replay_data.actions.long())
-            loss = F.smooth_l1_loss(current_q_values, target_q_values)
-            losses.append(loss.item())
-            optimizer_step(self.policy.optimizer, loss, self.parameter_lists["q_net"], self.max_grad_norm)
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/loss", np.mean(losses))
 
     def learn(
         self: SelfCourseDQN,

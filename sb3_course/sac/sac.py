@@ -1,24 +1,16 @@
 from typing import Any, ClassVar, TypeVar
 
-import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3 import SAC
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, ReplayBufferSamples, Schedule
-from stable_baselines3.common.utils import polyak_update
+from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.sac.policies import SACPolicy
-from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
-from sb3_course.common.fast_path import (
-    FastOffPolicyMixin,
-    frozen,
-    optimizer_step,
-    unshared_parameters,
-)
+from sb3_course.common.fast_path import FastOffPolicyMixin
 from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
 from sb3_course.sac.policies import CnnPolicy, CourseSACPolicy, MlpPolicy, MultiInputPolicy
 
@@ -54,7 +46,7 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
       ``use_expln``, ``full_std`` and ``clip_mean`` in ``policy_kwargs``), with the course's squash correction
       ``log(1 - a^2 + 1e-7)``. Without it the actor is the course's.
     - Adam runs PyTorch's fused kernel (same update up to float rounding; ``optimizer_kwargs=dict(fused=False)``
-      in ``policy_kwargs`` restores SB3's); see :mod:`sb3_course.common.fast_path` for the rest of the fast path.
+      in ``policy_kwargs`` restores SB3's; :mod:`sb3_course.common.fast_path`).
 
     :param policy: The policy model to use (MlpPolicy, CnnPolicy, MultiInputPolicy)
     :param env: The environment to learn from (if registered in Gym, can be str); needs a Box action space
@@ -153,92 +145,6 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
             _init_setup_model=_init_setup_model,
             **checked,
         )
-
-    def _create_aliases(self) -> None:
-        super()._create_aliases()
-        self._keep_parameter_lists(critic=self.critic, critic_target=self.critic_target)
-        self.parameter_lists["critic_only"] = unshared_parameters(self.critic, self.actor)
-
-    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
-        """
-        SB3's ``SAC.train``, the same operations in the same order (same random draws, same updates), with less work
-        per gradient step: the policy loss goes through critics whose weights are left out of its graph
-        (:func:`sb3_course.common.fast_path.frozen`).
-        """
-        self.policy.set_training_mode(True)
-        optimizers = [self.actor.optimizer, self.critic.optimizer]
-        if self.ent_coef_optimizer is not None:
-            optimizers.append(self.ent_coef_optimizer)
-        self._update_learning_rate(optimizers)
-        params = self.parameter_lists
-
-        ent_coef_losses, ent_coefs, actor_losses, critic_losses = [], [], [], []
-        for gradient_step in range(gradient_steps):
-            replay_data = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)  # type: ignore[union-attr]
-            if self.use_sde:
-                self.actor.reset_noise()
-            # a ~ pi(.|s), reparameterised, and log pi(a|s)
-            actions_pi, log_prob = self.actor.action_log_prob(replay_data.observations)
-            log_prob = log_prob.reshape(-1, 1)
-            ent_coef, ent_coef_loss = self._entropy_coefficient_step(log_prob)
-            ent_coefs.append(ent_coef.item())
-            if ent_coef_loss is not None:
-                ent_coef_losses.append(ent_coef_loss.item())
-            critic_losses.append(self._critic_step(replay_data, ent_coef).item())
-
-            with frozen(params["critic_only"]):
-                q_values_pi = th.cat(self.critic(replay_data.observations, actions_pi), dim=1)
-            # L_pi = (alpha * log pi(a|s) - min_i Q_i(s, a)).mean()
-            min_qf_pi, _ = th.min(q_values_pi, dim=1, keepdim=True)
-            actor_loss = (ent_coef * log_prob - min_qf_pi).mean()
-            actor_losses.append(actor_loss.item())
-            optimizer_step(self.actor.optimizer, actor_loss)
-
-            if gradient_step % self.target_update_interval == 0:
-                # theta' <- tau * theta + (1 - tau) * theta'
-                polyak_update(params["critic"], params["critic_target"], self.tau)
-                # Copy running stats, see SB3 GH issue #996
-                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
-
-        self._n_updates += gradient_steps
-        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
-        self.logger.record("train/ent_coef", np.mean(ent_coefs))
-        self.logger.record("train/actor_loss", np.mean(actor_losses))
-        self.logger.record("train/critic_loss", np.mean(critic_losses))
-        if len(ent_coef_losses) > 0:
-            self.logger.record("train/ent_coef_loss", np.mean(ent_coef_losses))
-
-    def _entropy_coefficient_step(self, log_prob: th.Tensor) -> tuple[th.Tensor, th.Tensor | None]:
-        """
-        The entropy weight alpha of this gradient step and, when it is learned (``ent_coef="auto"``), one step on
-        ``L_alpha = -(log alpha * (log pi(a|s) + target_entropy)).mean()``; alpha is read before that step.
-
-        :return: alpha and the detached alpha loss (``None`` for a fixed alpha)
-        """
-        if self.ent_coef_optimizer is None or self.log_ent_coef is None:
-            return self.ent_coef_tensor, None
-        ent_coef = th.exp(self.log_ent_coef.detach())
-        assert isinstance(self.target_entropy, float)
-        ent_coef_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
-        optimizer_step(self.ent_coef_optimizer, ent_coef_loss)
-        return ent_coef, ent_coef_loss.detach()
-
-    def _critic_step(self, replay_data: ReplayBufferSamples, ent_coef: th.Tensor) -> th.Tensor:
-        """One critic step; returns the detached critic loss."""
-        discounts = replay_data.discounts if replay_data.discounts is not None else self.gamma
-        with th.no_grad():
-            # y = r + gamma * (1 - terminated) * (min_i Q'_i(s', a') - alpha * log pi(a'|s')),  a' ~ pi(.|s')
-            next_actions, next_log_prob = self.actor.action_log_prob(replay_data.next_observations)
-            next_q_values = th.cat(self.critic_target(replay_data.next_observations, next_actions), dim=1)
-            next_q_values, _ = th.min(next_q_values, dim=1, keepdim=True)
-            next_q_values = next_q_values - ent_coef * next_log_prob.reshape(-1, 1)
-            target_q_values = replay_data.rewards + (1 - replay_data.dones) * discounts * next_q_values
-        # L_Q = 0.5 * sum_i mse(Q_i(s, a), y)
-        current_q_values = self.critic(replay_data.observations, replay_data.actions)
-        critic_loss = 0.5 * sum(F.mse_loss(current_q, target_q_values) for current_q in current_q_values)
-        assert isinstance(critic_loss, th.Tensor)
-        optimizer_step(self.critic.optimizer, critic_loss)
-        return critic_loss.detach()
 
     def learn(
         self: SelfCourseSAC,

@@ -16,6 +16,7 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "tensorboard": ("tensorboard",),
     "wandb": ("wandb", "tensorboard"),
     "hub": ("huggingface_hub", "huggingface_sb3"),
+    "bench": ("sbx",),
 }
 
 # verb -> the extra it needs (verbs not listed need the base install only)
