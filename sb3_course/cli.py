@@ -6,15 +6,19 @@ import runpy
 import sys
 from collections.abc import Callable
 
+from sb3_course.version import __version__
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, load_recipes, register
 from sb3_course.zoo.checks import RecipeError, check_command
 from sb3_course.zoo.extras import VERB_EXTRAS, require_extra, train_extras
+from sb3_course.zoo.threads import with_default_threads
 
 USAGE = """usage: sb3-course VERB [rl-zoo3 flags]
+       sb3-course --version
 
 verbs:
-  train           rl-zoo3's train (reads hyperparams/<algo>.yml for course keys unless -conf is given)
-  enjoy           rl-zoo3's enjoy
+  train           rl-zoo3's train (reads hyperparams/<algo>.yml for course keys unless -conf is given; one torch
+                  thread for an MLP policy on the CPU unless --num-threads is given)
+  enjoy           rl-zoo3's enjoy (episode rewards: the env's own returns, as Monitor records them)
   plot_train      rl-zoo3's plot_train
   plot_from_file  rl-zoo3's plot_from_file
   all_plots       rl-zoo3's all_plots
@@ -41,6 +45,13 @@ def with_default_config(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(config)]
 
 
+def env_id(argv: list[str]) -> str:
+    """The ``--env`` of an rl-zoo3 command line (rl-zoo3's default: CartPole-v1)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--env", default="CartPole-v1")
+    return parser.parse_known_args(argv)[0].env
+
+
 def checked(argv: list[str], recipe: bool) -> None:
     """Exit with one line naming the problem when ``--algo``, ``--env`` or (``recipe``) the recipe is wrong."""
     from rl_zoo3.utils import ALGOS
@@ -59,7 +70,7 @@ def train() -> None:
     from rl_zoo3.train import train as zoo_train
 
     register()
-    argv = with_default_config(sys.argv[1:])
+    argv = with_default_threads(with_default_config(sys.argv[1:]))
     for extra in train_extras(argv):
         require_extra(extra, f"{sys.argv[0]} {'--track' if extra == 'wandb' else '-tb'}")
     checked(argv, recipe=True)
@@ -89,13 +100,11 @@ def _use_rl_zoo3_plots() -> None:
         sys.modules["rliable"] = None  # type: ignore[assignment]
 
 
-def _zoo_script(module: str, function: str, check: bool = False) -> Callable[[], None]:
+def _zoo_script(module: str, function: str) -> Callable[[], None]:
     """A verb that runs ``rl_zoo3.<module>.<function>()`` (imported directly: ``rl_zoo3.cli`` imports every script)."""
 
     def run() -> None:
         register()
-        if check:
-            checked(sys.argv[1:], recipe=False)
         if module.startswith("plots"):
             _use_rl_zoo3_plots()
         getattr(importlib.import_module(f"rl_zoo3.{module}"), function)()
@@ -114,14 +123,11 @@ def record_video() -> None:
     checked(sys.argv[1:], recipe=False)
     from stable_baselines3.common import vec_env
 
-    from sb3_course.zoo.video import VecGifRecorder, has_moviepy
+    from sb3_course.zoo.video import VecGifRecorder, video_problem
 
-    if not gif and not has_moviepy():
-        print(
-            f'{sys.argv[0]}: error: writing the MP4 needs moviepy: pip install "sb3-course[video]"; --gif writes a GIF'
-            " without it",
-            file=sys.stderr,
-        )
+    problem = None if {"-h", "--help"} & set(sys.argv) else video_problem(env_id(sys.argv[1:]), gif)
+    if problem is not None:
+        print(f"{sys.argv[0]}: error: {problem}", file=sys.stderr)
         sys.exit(2)
     mp4_recorder = vec_env.VecVideoRecorder
     # rl_zoo3.record_video imports VecVideoRecorder from stable_baselines3.common.vec_env when it runs
@@ -130,6 +136,14 @@ def record_video() -> None:
         runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
     finally:
         vec_env.VecVideoRecorder = mp4_recorder  # type: ignore[misc]
+
+
+def enjoy() -> None:
+    from sb3_course.zoo.play import enjoy as play
+
+    register()
+    checked(sys.argv[1:], recipe=False)
+    play(sys.argv[0])
 
 
 def push_to_hub() -> None:
@@ -179,7 +193,7 @@ def bench() -> None:
 
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
-    "enjoy": _zoo_script("enjoy", "enjoy", check=True),
+    "enjoy": enjoy,
     "plot_train": _zoo_script("plots.plot_train", "plot_train"),
     "plot_from_file": _zoo_script("plots.plot_from_file", "plot_from_file"),
     "all_plots": _zoo_script("plots.all_plots", "all_plots"),
@@ -198,6 +212,9 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(USAGE)
         sys.exit(0 if len(sys.argv) >= 2 else 2)
+    if sys.argv[1] == "--version":
+        print(f"sb3-course {__version__}")
+        sys.exit(0)
     verb = sys.argv.pop(1)
     if verb not in VERBS:
         print(f"sb3-course: unknown verb {verb!r}; expected one of {', '.join(VERBS)}", file=sys.stderr)
