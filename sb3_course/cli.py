@@ -19,9 +19,9 @@ verbs:
   train           rl-zoo3's train (reads hyperparams/<algo>.yml for course keys unless -conf is given; one torch
                   thread for an MLP policy on the CPU unless --num-threads is given)
   enjoy           rl-zoo3's enjoy (episode rewards: the env's own returns, as Monitor records them)
-  plot_train      rl-zoo3's plot_train
-  plot_from_file  rl-zoo3's plot_from_file
-  all_plots       rl-zoo3's all_plots
+  plot_train      rl-zoo3's plot_train (each figure it shows is also saved as <verb>-<figure>.png)
+  plot_from_file  rl-zoo3's plot_from_file (the same)
+  all_plots       rl-zoo3's all_plots (the same)
   record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy, or --gif through Pillow)
   push_to_hub     rl-zoo3's push_to_hub: evaluate, record a replay, write the model card, upload to the Hugging Face Hub
   load_from_hub   rl-zoo3's load_from_hub: download a model from the Hugging Face Hub into rl-zoo3's log layout
@@ -100,14 +100,20 @@ def _use_rl_zoo3_plots() -> None:
         sys.modules["rliable"] = None  # type: ignore[assignment]
 
 
-def _zoo_script(module: str, function: str) -> Callable[[], None]:
-    """A verb that runs ``rl_zoo3.<module>.<function>()`` (imported directly: ``rl_zoo3.cli`` imports every script)."""
+def _plot_script(name: str) -> Callable[[], None]:
+    """
+    A verb that runs ``rl_zoo3.plots.<name>.<name>()`` (imported directly: ``rl_zoo3.cli`` imports every script), each
+    figure it shows also written as a PNG (:mod:`sb3_course.zoo.plots`).
+    """
 
     def run() -> None:
+        from sb3_course.zoo.plots import shown_figures_saved
+
         register()
-        if module.startswith("plots"):
-            _use_rl_zoo3_plots()
-        getattr(importlib.import_module(f"rl_zoo3.{module}"), function)()
+        _use_rl_zoo3_plots()
+        script = importlib.import_module(f"rl_zoo3.plots.{name}")
+        with shown_figures_saved(name):
+            getattr(script, name)()
 
     return run
 
@@ -194,9 +200,9 @@ def bench() -> None:
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
     "enjoy": enjoy,
-    "plot_train": _zoo_script("plots.plot_train", "plot_train"),
-    "plot_from_file": _zoo_script("plots.plot_from_file", "plot_from_file"),
-    "all_plots": _zoo_script("plots.all_plots", "all_plots"),
+    "plot_train": _plot_script("plot_train"),
+    "plot_from_file": _plot_script("plot_from_file"),
+    "all_plots": _plot_script("all_plots"),
     "record_video": record_video,
     "push_to_hub": push_to_hub,
     "load_from_hub": load_from_hub,
