@@ -9,6 +9,7 @@ other make CourseDQN and SB3's DQN many times slower (docs/benchmarks.md); a CNN
 import argparse
 from pathlib import Path
 
+import gymnasium as gym
 import rl_zoo3
 import yaml
 from rl_zoo3.exp_manager import ExperimentManager
@@ -24,7 +25,7 @@ def recipe_policy(config: Path, env_id: str) -> object:
         return None  # the recipe checks name the problem
     if not isinstance(recipes, dict):
         return None
-    atari = ExperimentManager.is_atari(env_id) and "atari" in recipes
+    atari = "atari" in recipes and env_id in gym.registry and ExperimentManager.is_atari(env_id)
     block = recipes.get(env_id, recipes.get("atari") if atari else recipes.get("default"))
     return block.get("policy") if isinstance(block, dict) else None
 
