@@ -33,7 +33,7 @@ def shown_figures_saved(prefix: str) -> Iterator[list[Path]]:
     def save_then_show(*args: object, **kwargs: object) -> None:
         for number in plt.get_fignums():
             figure = plt.figure(number)
-            path = figure_file(prefix, figure.get_label() or str(number))
+            path = figure_file(prefix, str(figure.get_label() or number))
             with atomic_path(path) as tmp:
                 figure.savefig(tmp, format="png", dpi=100)
             written.append(path)
