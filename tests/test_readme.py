@@ -13,8 +13,9 @@ Every fenced code block of README.md runs here, as a newcomer copies it, so that
 - Any other block must be listed in :data:`NOT_CODE`. A block added to README.md that none of these rules handles
   fails :func:`test_every_block_is_handled`: nothing is skipped silently.
 
-The parity block trains about 20 runs even with the budgets shrunk: it is marked ``slow``. The rest takes about
-9 minutes on a 2-core machine under a load of 12 (each command starts Python, torch and rl-zoo3).
+The parity block trains about 20 runs even with the budgets shrunk: it is marked ``slow``. The rest took about
+11 minutes on a shared 2-core machine under a load average of 11 (about 25 sb3-course processes, each starting
+Python, torch and rl-zoo3; the tour block alone 6 minutes).
 """
 
 import os
