@@ -6,18 +6,22 @@ import runpy
 import sys
 from collections.abc import Callable
 
+from sb3_course.version import __version__
 from sb3_course.zoo import COURSE_ALGOS, SB3_COUNTERPARTS, default_config, hyperparams_dir, load_recipes, register
 from sb3_course.zoo.checks import RecipeError, check_command
 from sb3_course.zoo.extras import VERB_EXTRAS, require_extra, train_extras
+from sb3_course.zoo.threads import with_default_threads
 
 USAGE = """usage: sb3-course VERB [rl-zoo3 flags]
+       sb3-course --version
 
 verbs:
-  train           rl-zoo3's train (reads hyperparams/<algo>.yml for course keys unless -conf is given)
-  enjoy           rl-zoo3's enjoy
-  plot_train      rl-zoo3's plot_train
-  plot_from_file  rl-zoo3's plot_from_file
-  all_plots       rl-zoo3's all_plots
+  train           rl-zoo3's train (reads hyperparams/<algo>.yml for course keys unless -conf is given; one torch
+                  thread for an MLP policy on the CPU unless --num-threads is given)
+  enjoy           rl-zoo3's enjoy (episode rewards: the env's own returns, as Monitor records them)
+  plot_train      rl-zoo3's plot_train (each figure it shows is also saved as <verb>-<figure>.png)
+  plot_from_file  rl-zoo3's plot_from_file (the same)
+  all_plots       rl-zoo3's all_plots (the same)
   record_video    rl-zoo3's record_video (headless rgb_array; MP4 through moviepy, or --gif through Pillow)
   push_to_hub     rl-zoo3's push_to_hub: evaluate, record a replay, write the model card, upload to the Hugging Face Hub
   load_from_hub   rl-zoo3's load_from_hub: download a model from the Hugging Face Hub into rl-zoo3's log layout
@@ -41,6 +45,13 @@ def with_default_config(argv: list[str]) -> list[str]:
     return [*argv, "--conf-file", str(config)]
 
 
+def env_id(argv: list[str]) -> str:
+    """The ``--env`` of an rl-zoo3 command line (rl-zoo3's default: CartPole-v1)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--env", default="CartPole-v1")
+    return parser.parse_known_args(argv)[0].env
+
+
 def checked(argv: list[str], recipe: bool, play: bool = False) -> None:
     """
     Exit with one line naming the problem when ``--algo``, ``--env``, (``recipe``) the recipe or (``play``) the model
@@ -62,7 +73,7 @@ def train() -> None:
     from rl_zoo3.train import train as zoo_train
 
     register()
-    argv = with_default_config(sys.argv[1:])
+    argv = with_default_threads(with_default_config(sys.argv[1:]))
     for extra in train_extras(argv):
         require_extra(extra, f"{sys.argv[0]} {'--track' if extra == 'wandb' else '-tb'}")
     checked(argv, recipe=True)
@@ -92,16 +103,20 @@ def _use_rl_zoo3_plots() -> None:
         sys.modules["rliable"] = None  # type: ignore[assignment]
 
 
-def _zoo_script(module: str, function: str, check: bool = False) -> Callable[[], None]:
-    """A verb that runs ``rl_zoo3.<module>.<function>()`` (imported directly: ``rl_zoo3.cli`` imports every script)."""
+def _plot_script(name: str) -> Callable[[], None]:
+    """
+    A verb that runs ``rl_zoo3.plots.<name>.<name>()`` (imported directly: ``rl_zoo3.cli`` imports every script), each
+    figure it shows also written as a PNG (:mod:`sb3_course.zoo.plots`).
+    """
 
     def run() -> None:
+        from sb3_course.zoo.plots import shown_figures_saved
+
         register()
-        if check:
-            checked(sys.argv[1:], recipe=False, play=True)
-        if module.startswith("plots"):
-            _use_rl_zoo3_plots()
-        getattr(importlib.import_module(f"rl_zoo3.{module}"), function)()
+        _use_rl_zoo3_plots()
+        script = importlib.import_module(f"rl_zoo3.plots.{name}")
+        with shown_figures_saved(name):
+            getattr(script, name)()
 
     return run
 
@@ -117,14 +132,11 @@ def record_video() -> None:
     checked(sys.argv[1:], recipe=False, play=True)
     from stable_baselines3.common import vec_env
 
-    from sb3_course.zoo.video import VecGifRecorder, has_moviepy
+    from sb3_course.zoo.video import VecGifRecorder, video_problem
 
-    if not gif and not has_moviepy():
-        print(
-            f'{sys.argv[0]}: error: writing the MP4 needs moviepy: pip install "sb3-course[video]"; --gif writes a GIF'
-            " without it",
-            file=sys.stderr,
-        )
+    problem = None if {"-h", "--help"} & set(sys.argv) else video_problem(env_id(sys.argv[1:]), gif)
+    if problem is not None:
+        print(f"{sys.argv[0]}: error: {problem}", file=sys.stderr)
         sys.exit(2)
     mp4_recorder = vec_env.VecVideoRecorder
     # rl_zoo3.record_video imports VecVideoRecorder from stable_baselines3.common.vec_env when it runs
@@ -133,6 +145,14 @@ def record_video() -> None:
         runpy.run_module("rl_zoo3.record_video", run_name="__main__", alter_sys=True)
     finally:
         vec_env.VecVideoRecorder = mp4_recorder  # type: ignore[misc]
+
+
+def enjoy() -> None:
+    from sb3_course.zoo.play import enjoy as play
+
+    register()
+    checked(sys.argv[1:], recipe=False, play=True)
+    play(sys.argv[0])
 
 
 def push_to_hub() -> None:
@@ -182,10 +202,10 @@ def bench() -> None:
 
 VERBS: dict[str, Callable[[], None]] = {
     "train": train,
-    "enjoy": _zoo_script("enjoy", "enjoy", check=True),
-    "plot_train": _zoo_script("plots.plot_train", "plot_train"),
-    "plot_from_file": _zoo_script("plots.plot_from_file", "plot_from_file"),
-    "all_plots": _zoo_script("plots.all_plots", "all_plots"),
+    "enjoy": enjoy,
+    "plot_train": _plot_script("plot_train"),
+    "plot_from_file": _plot_script("plot_from_file"),
+    "all_plots": _plot_script("all_plots"),
     "record_video": record_video,
     "push_to_hub": push_to_hub,
     "load_from_hub": load_from_hub,
@@ -201,6 +221,9 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
         print(USAGE)
         sys.exit(0 if len(sys.argv) >= 2 else 2)
+    if sys.argv[1] == "--version":
+        print(f"sb3-course {__version__}")
+        sys.exit(0)
     verb = sys.argv.pop(1)
     if verb not in VERBS:
         print(f"sb3-course: unknown verb {verb!r}; expected one of {', '.join(VERBS)}", file=sys.stderr)

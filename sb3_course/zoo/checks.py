@@ -142,7 +142,10 @@ def constructor_arguments(key: str) -> set[str]:
 
 def check_algo(algo: str, known: list[str]) -> None:
     if algo not in known:
-        raise RecipeError(f"unknown algorithm {algo!r}; expected one of: {', '.join(known)}")
+        # rl-zoo3 keys are lower case with "_" (course_dqn), so match "courseDQN" or "course-dqn" on that form
+        close = difflib.get_close_matches(algo.lower().replace("-", "_"), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise RecipeError(f"unknown algorithm {algo!r}; expected one of: {', '.join(known)}{hint}")
 
 
 def check_env(env_id: str, gym_packages: list[str]) -> None:

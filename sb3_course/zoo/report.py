@@ -7,9 +7,11 @@ import numpy as np
 
 from sb3_course.common.files import atomic_path
 
-# Scalar tags of the actor / policy loss and of the critic / value loss, first match wins
-ACTOR_TAGS = ("train/actor_loss", "train/policy_loss", "train/loss")
-CRITIC_TAGS = ("train/critic_loss", "train/value_loss")
+# Scalar tags of the actor / policy loss and of the critic / value loss, first match wins. "train/loss" is the TD loss
+# of a value-based algorithm (SB3's DQN, CourseDQN, QR-DQN), which logs no other loss; PPO and REINFORCE log their
+# total loss under the same tag, beside a policy loss: see panel_tag.
+ACTOR_TAGS = ("train/actor_loss", "train/policy_loss", "train/policy_gradient_loss")
+CRITIC_TAGS = ("train/critic_loss", "train/value_loss", "train/loss")
 
 
 def run_folder(folder: str, algo: str, env_id: str, exp_id: int) -> Path:
@@ -49,6 +51,12 @@ def load_scalars(tensorboard_dir: Path, run_prefix: str = "") -> dict[str, tuple
     return scalars
 
 
+def panel_tag(tags: tuple[str, ...], scalars: dict[str, tuple[np.ndarray, np.ndarray]]) -> str | None:
+    """The first of ``tags`` logged; "train/loss" only where no actor or policy loss is (a value-based algorithm)."""
+    actor_logged = any(tag in scalars for tag in ACTOR_TAGS)
+    return next((tag for tag in tags if tag in scalars and not (tag == "train/loss" and actor_logged)), None)
+
+
 def draw_report(run: Path, tensorboard_dir: Path | None, output: Path, title: str, run_prefix: str = "") -> list[str]:
     """
     Draw the report PNG and return the panels that had no data (e.g. an algorithm that logs no critic loss).
@@ -78,9 +86,11 @@ def draw_report(run: Path, tensorboard_dir: Path | None, output: Path, title: st
         missing.append("evaluation return (no evaluations.npz: train with --eval-freq)")
     axes[0].set(title="Evaluation return", xlabel="steps", ylabel="mean return")
     for axis, tags, name in ((axes[1], ACTOR_TAGS, "Policy / actor loss"), (axes[2], CRITIC_TAGS, "Value / critic loss")):
-        tag = next((tag for tag in tags if tag in scalars), None)
+        tag = panel_tag(tags, scalars)
         if tag is None:
-            missing.append(f"{name.lower()} (none of {', '.join(tags)} logged; train with -tb)")
+            # e.g. a value-based algorithm (DQN) has no actor, REINFORCE without baseline no critic
+            why = f"the algorithm logs none of {', '.join(tags)}" if scalars else "no tensorboard events: train with -tb"
+            missing.append(f"{name.lower()} ({why})")
             axis.text(0.5, 0.5, "not logged", ha="center", va="center", transform=axis.transAxes)
         else:
             axis.plot(*scalars[tag])

@@ -4,6 +4,7 @@ moviepy) and the replay video of ``push_to_hub``.
 """
 
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -12,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
 
+import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecVideoRecorder
+
+INSTALL_VIDEO = 'pip install "sb3-course[video]"'
 
 
 def has_moviepy() -> bool:
@@ -22,6 +26,39 @@ def has_moviepy() -> bool:
     except ImportError:
         return False
     return True
+
+
+def headless_rendering() -> None:
+    """
+    Render ``rgb_array`` frames without a display: pygame (classic-control, Box2D) drawing off screen, so that SDL
+    does not probe a display server and print ``error: XDG_RUNTIME_DIR ...`` (a driver the user set is kept).
+    """
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+
+def video_problem(env_id: str, gif: bool) -> str | None:
+    """
+    What ``record_video`` lacks to record ``env_id`` (the writer: moviepy for an MP4, Pillow for a GIF; the env's
+    ``rgb_array`` renderer, pygame for classic control), with the ``pip install`` that brings it, or ``None``.
+    """
+    if not gif and not has_moviepy():
+        return f"writing the MP4 needs moviepy: {INSTALL_VIDEO}; --gif writes a GIF without it"
+    try:
+        import PIL  # noqa: F401
+    except ImportError:
+        if gif:
+            return f"writing the GIF needs Pillow: {INSTALL_VIDEO}"
+    headless_rendering()
+    try:
+        env = gym.make(env_id, render_mode="rgb_array")
+        try:
+            env.reset(seed=0)
+            env.render()
+        finally:
+            env.close()
+    except gym.error.DependencyNotInstalled as error:
+        return f"cannot render {env_id} ({str(error).splitlines()[0]}): {INSTALL_VIDEO}"
+    return None
 
 
 @contextlib.contextmanager
@@ -79,6 +116,7 @@ def record_replay(model: BaseAlgorithm, eval_env: VecEnv, video_length: int, is_
     :param local_path: the Hub repository folder
     :return: the path of the video
     """
+    headless_rendering()
     recorder, suffix = (VecVideoRecorder, ".mp4") if has_moviepy() else (VecGifRecorder, ".gif")
     with tempfile.TemporaryDirectory() as folder:
         env = recorder(eval_env, folder, record_video_trigger=lambda step: step == 0, video_length=video_length)
