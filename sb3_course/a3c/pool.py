@@ -15,7 +15,7 @@ import cloudpickle
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
-from sb3_course.a3c.worker import ERROR, WORKER_NAME, A3CWorkerError, WorkerConfig, run_worker
+from sb3_course.a3c.worker import ERROR, WORKER_NAME, A3CWorkerError, Worker, WorkerConfig, run_worker
 
 # Exit code of a worker whose re-import of the main module ran ``A3C.learn()`` (a script without a main guard)
 EXIT_UNGUARDED_MAIN = 86
@@ -56,10 +56,17 @@ class WorkerPool:
     :param n_workers: number of worker processes
     :param start_timesteps: initial value of the shared step counter
     :param start_method: multiprocessing start method (``forkserver`` or ``spawn``: safe with torch threads)
+    :param worker_class: the class each worker process runs (pickled by reference: it must be importable)
     """
 
     def __init__(
-        self, config: WorkerConfig, policy: ActorCriticPolicy, n_workers: int, start_timesteps: int, start_method: str
+        self,
+        config: WorkerConfig,
+        policy: ActorCriticPolicy,
+        n_workers: int,
+        start_timesteps: int,
+        start_method: str,
+        worker_class: type[Worker] = Worker,
     ) -> None:
         self.start_method = start_method
         self.context = mp.get_context(start_method)
@@ -81,7 +88,7 @@ class WorkerPool:
         self.processes = [
             self.context.Process(  # type: ignore[attr-defined]
                 target=run_worker,
-                args=(rank, payload, policy, self.counter, self.stop_event, self.messages),
+                args=(worker_class, rank, payload, policy, self.counter, self.stop_event, self.messages),
                 daemon=True,
                 name=f"{WORKER_NAME}-{rank}",
             )

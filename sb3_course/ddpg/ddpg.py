@@ -19,7 +19,7 @@ from sb3_course.common.fast_path import (
     optimizer_step,
     unshared_parameters,
 )
-from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
+from sb3_course.common.validation import check_arguments, check_env_spaces, check_policy_class
 from sb3_course.ddpg.policies import CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
@@ -155,15 +155,11 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
         check_policy_class(policy, TD3Policy, "CourseDDPG")
-        checked_env, checked = check_off_policy_arguments(
-            "CourseDDPG", env, self.supported_action_spaces, "Use CourseDQN for discrete actions.",
-            **({} if learning_rate is None else {"learning_rate": learning_rate}),
-            actor_learning_rate=actor_learning_rate, critic_learning_rate=critic_learning_rate,
-            buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
-            train_freq=train_freq, gradient_steps=gradient_steps, n_steps=n_steps, verbose=verbose, seed=seed,
-        )  # fmt: skip
+        checked = check_arguments(type(self), locals())
         for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
-            checked.pop(name, None)
+            del checked[name]
+        hint = "Use CourseDQN for discrete actions."
+        checked_env = check_env_spaces(env, "CourseDDPG", self.supported_action_spaces, hint, checked["verbose"])
         self.actor_learning_rate, self.critic_learning_rate = learning_rates(
             learning_rate, actor_learning_rate, critic_learning_rate
         )

@@ -260,8 +260,8 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool) -> None
 
 
 def check_a3c_device(device: str) -> None:
-    """A3C's own device rule (:func:`sb3_course.a3c.arguments.check_device`) as a :class:`RecipeError`."""
-    from sb3_course.a3c.arguments import check_device as a3c_device
+    """A3C's own device rule (:func:`sb3_course.a3c.a3c.check_device`) as a :class:`RecipeError`."""
+    from sb3_course.a3c.a3c import check_device as a3c_device
 
     try:
         a3c_device(device)
