@@ -17,7 +17,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from sb3_course.a3c.envs import worker_env_factory
 from sb3_course.a3c.policies import A3CCnnPolicy, A3CMultiInputPolicy, ActorCriticMlpPolicy, MlpPolicy
-from sb3_course.a3c.pool import WorkerPool, exit_if_importing_main_in_worker
+from sb3_course.a3c.pool import START_METHODS, WorkerPool, check_device, exit_if_importing_main_in_worker
 from sb3_course.a3c.worker import EPISODE, Worker, WorkerConfig
 from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
@@ -30,26 +30,6 @@ from sb3_course.common.validation import (
 )
 
 SelfA3C = TypeVar("SelfA3C", bound="A3C")
-
-START_METHODS = ("forkserver", "spawn")
-
-
-def check_device(device: th.device | str) -> None:
-    """
-    Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C); an invalid device raises
-    torch's error type (as SB3), its message naming the argument.
-    """
-    if device == "auto":
-        return
-    try:
-        kind = th.device(device).type
-    except (RuntimeError, TypeError) as error:
-        raise type(error)(f"device: {error}") from None
-    if kind != "cpu":
-        raise ValueError(
-            f"A3C's workers update one policy in shared CPU memory (Hogwild), so device must be 'cpu' or 'auto', "
-            f"got {device!r}: pass device='cpu'"
-        )
 
 
 class A3C(SafeFilesMixin, BaseAlgorithm):

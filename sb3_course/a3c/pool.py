@@ -12,6 +12,7 @@ import sys
 import time
 
 import cloudpickle
+import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
@@ -20,6 +21,28 @@ from sb3_course.a3c.worker import ERROR, WORKER_NAME, A3CWorkerError, Worker, Wo
 # Exit code of a worker whose re-import of the main module ran ``A3C.learn()`` (a script without a main guard)
 EXIT_UNGUARDED_MAIN = 86
 MAIN_GUARD_HINT = 'put the code that trains under `if __name__ == "__main__":`'
+
+
+# fork is unsafe with torch threads
+START_METHODS = ("forkserver", "spawn")
+
+
+def check_device(device: th.device | str) -> None:
+    """
+    Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C); an invalid device raises
+    torch's error type (as SB3), its message naming the argument.
+    """
+    if device == "auto":
+        return
+    try:
+        kind = th.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise type(error)(f"device: {error}") from None
+    if kind != "cpu":
+        raise ValueError(
+            f"A3C's workers update one policy in shared CPU memory (Hogwild), so device must be 'cpu' or 'auto', "
+            f"got {device!r}: pass device='cpu'"
+        )
 
 
 def exit_if_importing_main_in_worker() -> None:

@@ -52,8 +52,7 @@ def check_float(
 ) -> float:
     """
     Raise a ``TypeError`` naming the hyperparameter when ``value`` is not a real number (a string such as
-    ``"1e-3"`` is not: YAML 1.1 reads ``1e-3`` without a dot as a string; write ``!!float 1e-3`` or ``1.0e-3``),
-    and a ``ValueError`` when it is NaN or lies outside the range.
+    ``"1e-3"`` is not), and a ``ValueError`` when it is NaN or lies outside the range.
 
     :param name: hyperparameter name, as the user passes it
     :param value: the value given
@@ -64,8 +63,7 @@ def check_float(
     :return: the value as a Python ``float``
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        hint = "; a YAML 1.1 number without a dot (1e-3) is a string: write !!float 1e-3" if isinstance(value, str) else ""
-        raise TypeError(f"{name} must be a number, got {_describe(value)}{hint}")
+        raise TypeError(f"{name} must be a number, got {_describe(value)}")
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, got nan")
@@ -198,6 +196,8 @@ def check_train_freq(name: str, value: object) -> object:
     fewer than one step or episode per rollout; its other forms SB3 checks itself, naming ``train_freq``.
     """
     frequency = value[0] if isinstance(value, tuple) and value else value
+    if isinstance(frequency, str):
+        raise TypeError(f"{name} must be an integer or a (frequency, unit) tuple, got {_describe(value)}")
     if isinstance(frequency, numbers.Integral) and not isinstance(frequency, bool) and frequency < 1:
         raise FrequencyError(f"{name} must collect at least one step or episode per rollout, got {value!r}")
     return value
@@ -244,7 +244,16 @@ MAX_SEED = 2**32 - 1  # NumPy's seed range is [0, 2**32 - 1]
 # Each worker is an OS process with its own env, optimizer and torch runtime (tens of MB): beyond a few per core
 # Hogwild gains nothing, and thousands exhaust memory and process limits (the A3C paper used 16).
 MAX_WORKERS = 256
-_FLAG_NAMES = ("normalize_advantage", "normalize_returns", "use_baseline", "use_rms_prop", "use_sde")
+_FLAG_NAMES = (
+    "normalize_advantage",
+    "normalize_returns",
+    "optimize_memory_usage",
+    "use_baseline",
+    "use_rms_prop",
+    "use_sde",
+    "use_sde_at_warmup",
+    "use_target_network",
+)
 
 # Constructor argument name -> its rule, for every course class (a rule raises naming the argument, or returns the
 # value to use: integers written as floats, as YAML's 1e5, become ints). The ranges are the values with a meaning;

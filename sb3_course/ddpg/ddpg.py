@@ -172,7 +172,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,

@@ -168,7 +168,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         warn_unused(
             "exploration_decay='harmonic'", exploration_decay == "harmonic", exploration_min_eps=(exploration_min_eps, 0.0)
         )
-        self.use_target_network = use_target_network
+        self.use_target_network = checked.pop("use_target_network")
         self.exploration_decay = exploration_decay
         self.exploration_min_eps = checked.pop("exploration_min_eps")
         super().__init__(
@@ -176,7 +176,6 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             checked_env,  # type: ignore[arg-type]
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,

@@ -139,8 +139,6 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            use_sde_at_warmup=use_sde_at_warmup,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,
