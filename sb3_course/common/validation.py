@@ -196,8 +196,8 @@ def check_train_freq(name: str, value: object) -> object:
     fewer than one step or episode per rollout; its other forms SB3 checks itself, naming ``train_freq``.
     """
     frequency = value[0] if isinstance(value, tuple) and value else value
-    if isinstance(frequency, str):
-        raise TypeError(f"{name} must be an integer or a (frequency, unit) tuple, got {_describe(value)}")
+    if isinstance(frequency, str):  # SB3's error type for it (in learn())
+        raise ValueError(f"{name} must be an integer or a (frequency, unit) tuple, got {_describe(value)}")
     if isinstance(frequency, numbers.Integral) and not isinstance(frequency, bool) and frequency < 1:
         raise FrequencyError(f"{name} must collect at least one step or episode per rollout, got {value!r}")
     return value

@@ -148,7 +148,7 @@ def check_constructor_values(key: str, block: dict[str, Any], where_of: dict[str
         names = [name for name in kwargs if name in str(error).lower()]
         where = where_of[names[0]] if names else where_of["*"]
         value = block.get(names[0]) if names else None
-        hint = _yaml_hint(value) if isinstance(error, TypeError) and isinstance(value, str) else ""
+        hint = _yaml_hint(value) if isinstance(value, str) else ""
         raise RecipeError(f"{where}: {error}{hint}") from error
     finally:
         env.close()
