@@ -28,7 +28,7 @@ from sb3_course.a3c.envs import worker_env_factory
 from sb3_course.a3c.worker import Rollout, Worker
 from sb3_course.common.returns import discounted_returns
 from sb3_course.common.wrappers import CourseA3CReward
-from sb3_course.parity.a2c_updates import A2CUpdates, A3CWithA2CUpdates
+from sb3_course.parity.a2c_updates import A2CUpdates, A2CUpdatesWorker
 
 TINY = dict(net_arch=dict(trunk=[8, 8], vf=[8]))
 
@@ -201,21 +201,23 @@ def test_workers_rebuild_env_with_recorded_wrappers():
 def in_process_worker(model: A3C, total_timesteps: int = 10_000) -> Worker:
     """Worker 0 of ``model`` in the test process (no child process): its rollouts and updates, called directly."""
     counter, stop_event = mp.Value("q", 0), mp.Event()
-    return Worker(0, model._worker_config(total_timesteps), model.policy, counter, stop_event, queue.Queue())
+    config = model._worker_config(total_timesteps)
+    return model.worker_class(0, config, model.policy, counter, stop_event, queue.Queue())
 
 
-@pytest.mark.parametrize("cls", [A3C, A3CWithA2CUpdates])
-def test_rollouts_end_with_the_episode_or_run_across_it(cls):
+@pytest.mark.parametrize("worker_class", [Worker, A2CUpdatesWorker])
+def test_rollouts_end_with_the_episode_or_run_across_it(worker_class):
     # Episodes of exactly 3 steps (time limit) with reward 1; V is 0.5 everywhere.
-    model = cls(
+    model = A3C(
         "MlpPolicy", lambda: gym.make("CartPole-v1", max_episode_steps=3), n_workers=1, n_steps=7, gamma=0.9,
         policy_kwargs=TINY, seed=0,
     )  # fmt: skip
+    model.worker_class = worker_class  # type: ignore[misc]
     worker = in_process_worker(model)
     worker._value = lambda obs: 0.5  # type: ignore[method-assign]
     rollout = worker.collect_rollout()
     assert rollout is not None
-    if cls is A3C:
+    if worker_class is Worker:
         # Cut at the truncation, bootstrapped from V(s_3) in the last reward (as across episodes below)
         assert (rollout.rewards, rollout.episode_ends, rollout.last_value) == ([1.0, 1.0, 1.45], [False, False, True], 0.0)
         assert len(rollout.episode_infos) == 1
@@ -251,7 +253,7 @@ ACTION_SPACES = {"Discrete": None, "MultiDiscrete": spaces.MultiDiscrete([3, 2])
 def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lambda, normalize_advantage, action_space):
     """
     A3C's update equations against SB3's A2C: on A2C's own rollout (64 CartPole steps across episode ends) and
-    from the same weights, the worker's step with A2C's rollouts and mean loss (``A3CWithA2CUpdates``, the parity
+    from the same weights, the worker's step with A2C's rollouts and mean loss (``A2CUpdatesWorker``, the parity
     suite's implementation check) lands where ``A2C.train()`` does (GAE with lambda 1 = the worker's Monte-Carlo
     returns bootstrapped from V; GAE with lambda 0.9 and standardised advantages as A2C's). CartPole's Discrete
     actions, or MultiDiscrete / MultiBinary ones.
@@ -291,10 +293,11 @@ def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lamb
     episode_ends = [*starts[1:], snapshot.last_done]
     assert 1 <= sum(episode_ends) < 64, "the rollout must run across episode ends"
 
-    model = A3CWithA2CUpdates(
+    model = A3C(
         "MlpPolicy", env_fn, n_workers=1, n_steps=64, normalize_returns=False, gae_lambda=gae_lambda,
         normalize_advantage=normalize_advantage, **settings,
     )  # fmt: skip
+    A2CUpdates().init_callback(model)
     model.policy.load_state_dict(snapshot.weights)
     worker = in_process_worker(model)
     worker_gradients = record_gradients(worker.optimizer)
@@ -318,14 +321,14 @@ def test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update(gae_lamb
 
 def test_a2c_updates_need_n_steps():
     with pytest.raises(ValueError, match="needs n_steps"):
-        A3CWithA2CUpdates("MlpPolicy", "CartPole-v1", n_workers=1).learn(10)
+        A3C("MlpPolicy", "CartPole-v1", n_workers=1).learn(10, callback=A2CUpdates())
 
 
-def test_a2c_updates_callback_of_the_implementation_check_reaches_the_workers():
+def test_a2c_updates_callback_of_the_implementation_check_reaches_the_workers(monkeypatch):
     """
     The parity suite's ``--course-params`` for A3C name the callback that rl-zoo3 builds from a recipe's
-    ``callback:`` (``sb3-course train`` builds the key ``a3c`` as ``A3C``): it turns the model into
-    ``A3CWithA2CUpdates`` before the workers are configured, so they take A2C's update.
+    ``callback:`` (``sb3-course train`` builds the key ``a3c`` as ``A3C``): it makes the model's ``worker_class``
+    ``A2CUpdatesWorker`` before the workers are configured, and the worker processes run that class.
     """
     from rl_zoo3.utils import get_callback_list
 
@@ -334,8 +337,17 @@ def test_a2c_updates_callback_of_the_implementation_check_reaches_the_workers():
     (name,) = [param.partition(":")[2] for param in SB3_EXPRESSIBLE["a3c"] if param.startswith("callback:")]
     (callback,) = get_callback_list({"callback": name})
     model = A3C("MlpPolicy", "CartPole-v1", n_workers=1, n_steps=8, policy_kwargs=TINY)
-    assert not model._worker_config(100).a2c_updates
-    callback.init_callback(model)
-    assert type(model) is A3CWithA2CUpdates and model._worker_config(100).a2c_updates
+    assert model.worker_class is Worker
+    init, classes_sent = a3c_pool.WorkerPool.__init__, []
+
+    def recording_init(pool, *args, **kwargs):
+        init(pool, *args, **kwargs)
+        classes_sent.extend(process._args[0] for process in pool.processes)
+
+    monkeypatch.setattr(a3c_pool.WorkerPool, "__init__", recording_init)
+    # The worker process imports the class by name (A2CUpdatesWorker must be importable): it trains
+    assert model.learn(64, callback=callback).num_timesteps == 64
+    assert model.worker_class is A2CUpdatesWorker and classes_sent == [A2CUpdatesWorker]
+    assert A3C.worker_class is Worker
     with pytest.raises(TypeError, match="A2CUpdates makes an A3C model"):
         A2CUpdates().init_callback(A2C("MlpPolicy", "CartPole-v1"))

@@ -21,7 +21,7 @@ from test_conformance import SpaceEnv, sample_observations
 from torch import nn
 
 from sb3_course import A3C
-from sb3_course.a3c.arguments import MAX_WORKERS
+from sb3_course.common.validation import MAX_WORKERS
 from sb3_course.zoo import SB3_COURSE_POLICIES
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -29,6 +29,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from test_conformance import sample_observations
 
 from sb3_course import REINFORCE
+from sb3_course.reinforce.reinforce import A2C_ONLY
 from sb3_course.zoo import SB3_COURSE_POLICIES
 
 CLASSES = [A2C, REINFORCE]
@@ -89,7 +90,7 @@ def image_env() -> gym.Env:
 def make(cls, env, **kwargs):
     """A tiny model; REINFORCE runs at least one episode per env in a batch (its ``n_episodes >= n_envs``)."""
     n_envs = env.num_envs if isinstance(env, VecEnv) else 1
-    extra = dict(n_episodes=max(2, n_envs)) if cls is REINFORCE and kwargs.get("n_steps") is None else {}
+    extra = dict(n_episodes=max(2, n_envs)) if cls is REINFORCE else {}
     return cls(env=env, **{**tiny(), **extra, **kwargs})
 
 
@@ -114,14 +115,31 @@ def test_save_load_exact_predictions(cls, policy, tmp_path):
         assert th.equal(param, loaded.policy.state_dict()[name]), name
 
 
-def test_every_a2c_argument_and_policy_is_accepted():
+def test_a2cs_arguments_with_a_meaning_and_its_policies_are_accepted_in_a2cs_order():
     a2c, reinforce = (inspect.signature(cls.__init__).parameters for cls in CLASSES)
-    assert set(reinforce) - set(a2c) == {"n_episodes", "use_baseline"} and set(a2c) <= set(reinforce)
-    # The course's defaults (whole episodes, Adam 2e-4, gamma 1, normalised returns, no clipping); A2C's when set
-    differing = {name for name in a2c if a2c[name].default != reinforce[name].default}
-    assert differing == {"learning_rate", "n_steps", "gamma", "max_grad_norm", "normalize_advantage", "use_rms_prop"}
+    assert set(reinforce) - set(a2c) == {"n_episodes", "use_baseline", "a2c_only"}
+    assert set(a2c) - set(reinforce) == set(A2C_ONLY)
+    shared = [name for name in a2c if name in reinforce]
+    assert [name for name in reinforce if name in a2c] == shared
+    # The course's defaults (Adam 2e-4, gamma 1, normalised returns, no clipping); A2C's when set
+    differing = {name for name in shared if a2c[name].default != reinforce[name].default}
+    assert differing == {"learning_rate", "gamma", "max_grad_norm", "normalize_advantage", "use_rms_prop"}
     # sb3_course.zoo.register() (run by other tests) adds the course policies to A2C's aliases
     assert set(A2C.policy_aliases) - set(SB3_COURSE_POLICIES["a2c"]) == set(REINFORCE.policy_aliases)
+
+
+A2C_ONLY_VALUES = dict(n_steps=8, gae_lambda=0.9, rollout_buffer_class=RolloutBuffer, rollout_buffer_kwargs={})
+
+
+@pytest.mark.parametrize("name", A2C_ONLY)
+@pytest.mark.parametrize("cls", CLASSES)
+def test_a2cs_fixed_rollout_arguments_point_to_a2c(cls, name):
+    kwargs = {name: A2C_ONLY_VALUES[name]}
+    if cls is A2C:
+        assert make(cls, gym.make("CartPole-v1"), policy="MlpPolicy", **kwargs).learn(16)._n_updates > 0
+        return
+    with pytest.raises(TypeError, match=f"^REINFORCE updates on whole episodes; {name} is A2C's: use stable_baselines3.A2C$"):
+        make(cls, gym.make("CartPole-v1"), policy="MlpPolicy", **kwargs)
 
 
 def _image_frame_stack() -> VecEnv:
@@ -185,14 +203,11 @@ def test_gsde(cls, tmp_path):
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_rms_prop_and_rollout_buffer_class(cls):
+def test_rms_prop(cls):
     model = make(cls, gym.make("CartPole-v1"), policy="MlpPolicy", use_rms_prop=True, rms_prop_eps=1e-3)
     assert isinstance(model.policy.optimizer, th.optim.RMSprop) and model.policy.optimizer.defaults["eps"] == 1e-3
     adam = make(cls, gym.make("CartPole-v1"), policy="MlpPolicy", use_rms_prop=False)
     assert isinstance(adam.policy.optimizer, th.optim.Adam)
-    baseline = dict(use_baseline=True) if cls is REINFORCE else {}
-    model = make(cls, gym.make("CartPole-v1"), policy="MlpPolicy", n_steps=8, rollout_buffer_class=RolloutBuffer, **baseline)
-    assert type(model.rollout_buffer) is RolloutBuffer and model.rollout_buffer.buffer_size == 8
 
 
 # Wrong types and values: the exception type SB3's A2C raises (at construction or, for some, in learn()); REINFORCE
@@ -230,7 +245,7 @@ def test_bad_arguments_raise_a2cs_exception_type(cls, kwargs, error):
             A2C("MlpPolicy", env, **kwargs).learn(10)
     else:
         with pytest.raises(error, match=name):
-            REINFORCE("MlpPolicy", env, **{"use_baseline": "n_steps" in kwargs, **kwargs})
+            REINFORCE("MlpPolicy", env, **kwargs)
 
 
 @pytest.mark.parametrize("cls", CLASSES)

@@ -11,7 +11,6 @@ from gymnasium import spaces
 from stable_baselines3 import A2C
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.envs import SimpleMultiObsEnv
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -53,52 +52,66 @@ def test_returns_across_episode_ends_by_hand():
     )
 
 
-@pytest.mark.parametrize("time_limit", [500, 10])
-def test_fixed_batches_with_baseline_are_a2c_with_gae_lambda_1(time_limit: int):
+def record_gradients(optimizer: th.optim.Optimizer) -> list[th.Tensor]:
+    """The gradients ``optimizer.step()`` sees, as they are filled in (zeros for a parameter left out of the loss)."""
+    gradients: list[th.Tensor] = []
+    step = optimizer.step
+
+    def recording_step(*args, **kwargs):
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        gradients.extend(th.zeros_like(p) if p.grad is None else p.grad.clone() for p in params)
+        return step(*args, **kwargs)
+
+    optimizer.step = recording_step  # type: ignore[method-assign]
+    return gradients
+
+
+@pytest.mark.parametrize("use_baseline", [False, True])
+def test_update_is_a2cs_on_the_same_whole_episodes(use_baseline: bool):
     """
-    ``n_steps`` mode against SB3's A2C (gae_lambda 1, Adam, normalised advantages): same seed, same envs, the same
-    runs. Two envs of CartPole, three updates of 64 steps each across episode ends (time limit 10: truncations,
-    bootstrapped from V): the weights equal A2C's bit for bit (same buffer, same arithmetic, same shuffled batch).
+    REINFORCE's update against SB3's A2C on one batch of whole episodes, from the same weights: A2C's rollout buffer
+    filled with the same steps (gae_lambda 1, the last step terminal, so its returns are the Monte-Carlo ``G_t``;
+    without a baseline its values are 0 and vf_coef 0, so its advantages are ``G_t`` and no value loss is trained).
+    The gradients and the new weights are A2C's: the same loss, advantage normalisation, entropy bonus and clipping.
     """
-    model = _assert_same_runs_as_a2c(
-        lambda: make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=dict(max_episode_steps=time_limit))
+    settings = dict(learning_rate=1e-3, gamma=0.9, ent_coef=0.01, max_grad_norm=0.5, seed=0, normalize_advantage=True)
+    settings = {**settings, "vf_coef": 0.5 if use_baseline else 0.0, "policy_kwargs": TINY}
+    model = REINFORCE("MlpPolicy", "CartPole-v1", use_baseline=use_baseline, **settings)
+    a2c = A2C(type(model.policy), "CartPole-v1", n_steps=9, gae_lambda=1.0, use_rms_prop=False, **settings)
+    a2c.policy.load_state_dict(model.policy.state_dict())
+    model.set_logger(configure(None, []))
+    a2c.set_logger(configure(None, []))
+    rng = np.random.default_rng(0)
+    episodes = [Episode(), Episode(), Episode()]
+    for episode, length in zip(episodes, (4, 2, 3), strict=True):
+        for _ in range(length):
+            episode.observations.append(rng.normal(size=4).astype(np.float32))
+            episode.actions.append(np.int64(rng.integers(2)))
+            episode.rewards.append(float(rng.normal()))
+    buffer = a2c.rollout_buffer
+    for episode in episodes:
+        for t, (obs, action, reward) in enumerate(zip(episode.observations, episode.actions, episode.rewards, strict=True)):
+            obs_tensor = th.as_tensor(obs[None])
+            with th.no_grad():
+                value = a2c.policy.predict_values(obs_tensor) if use_baseline else th.zeros(1, 1)
+            buffer.add(obs[None], np.array([[action]]), np.array([reward]), np.array([t == 0]), value, th.zeros(1))
+    buffer.compute_returns_and_advantage(last_values=th.zeros(1, 1), dones=np.array([True]))
+    np.testing.assert_allclose(
+        buffer.returns[:, 0],
+        np.concatenate([discounted_returns(np.array(e.rewards), 0.9) for e in episodes]),
+        rtol=1e-5,
+        atol=1e-6,
     )
-    assert model._episode_num > 6, "the batches must run across episode ends"
-
-
-@pytest.mark.parametrize(
-    "env_id,policy,kwargs",
-    [
-        ("CartPole-v1", "MlpPolicy", dict(gae_lambda=0.9)),
-        ("CartPole-v1", "MlpPolicy", dict(use_rms_prop=True, rms_prop_eps=1e-4)),
-        ("Pendulum-v1", "MlpPolicy", dict(use_sde=True, sde_sample_freq=4)),
-        (SimpleMultiObsEnv, "MultiInputPolicy", dict(gae_lambda=0.95)),
-    ],
-    ids=["gae_lambda", "rms_prop", "gSDE", "Dict-observations"],
-)
-def test_fixed_batches_with_a2c_arguments_are_a2c(env_id, policy: str, kwargs: dict):
-    """A2C's arguments have A2C's meaning in ``n_steps`` mode: GAE, RMSprop, gSDE's noise resampling, ``Dict``
-    observations in SB3's ``DictRolloutBuffer`` give A2C's weights bit for bit."""
-    env_kwargs = dict(max_episode_steps=20) if isinstance(env_id, str) else {}  # SimpleMultiObsEnv: 100 steps
-    _assert_same_runs_as_a2c(lambda: make_vec_env(env_id, n_envs=2, seed=0, env_kwargs=env_kwargs), policy, **kwargs)
-
-
-def _assert_same_runs_as_a2c(make_env, policy: str = "MlpPolicy", **kwargs) -> REINFORCE:
-    settings = dict(learning_rate=1e-3, gamma=0.99, gae_lambda=1.0, vf_coef=0.5, ent_coef=0.01, max_grad_norm=0.5, seed=0)
-    settings = {**settings, "use_rms_prop": False, "normalize_advantage": True, **kwargs}
-    a2c = A2C(policy, make_env(), n_steps=64, policy_kwargs=dict(net_arch=[16], activation_fn=th.nn.ReLU), **settings)
-    initial = {name: param.clone() for name, param in a2c.policy.state_dict().items()}
-    a2c.learn(3 * 128)
-    # Built after A2C's run: the seed is set at construction and both draw actions from torch's global generator
-    model = REINFORCE(policy, make_env(), n_steps=64, use_baseline=True, policy_kwargs=dict(net_arch=[16]), **settings)
-    assert type(model.policy.optimizer) is type(a2c.policy.optimizer)
-    assert all(th.equal(param, initial[name]) for name, param in model.policy.state_dict().items())
-    model.learn(3 * 128)
-    assert model.num_timesteps == a2c.num_timesteps == 3 * 128 and model._n_updates == 3
+    model_gradients, a2c_gradients = record_gradients(model.policy.optimizer), record_gradients(a2c.policy.optimizer)
+    model.train(episodes)
+    a2c.train()
+    assert len(model_gradients) == len(a2c_gradients) > 0
+    for model_gradient, a2c_gradient in zip(model_gradients, a2c_gradients, strict=True):
+        th.testing.assert_close(model_gradient, a2c_gradient, rtol=1e-5, atol=1e-7)
     for name, param in a2c.policy.state_dict().items():
-        assert th.equal(model.policy.state_dict()[name], param), name
-        assert not th.equal(param, initial[name]) or name == "log_std", name
-    return model
+        th.testing.assert_close(model.policy.state_dict()[name], param, rtol=1e-5, atol=1e-7, msg=name)
+    # And it moved: the comparison is not of two untouched networks
+    assert any(g.abs().sum() > 0 for g in model_gradients)
 
 
 def test_discounted_returns_by_hand():
@@ -268,7 +281,7 @@ def test_learn_returns_at_the_budget_when_episodes_never_end():
         assert 2000 <= result["steps"] <= 2000 + result["n_envs"] - 1, result
         # No episode ended, so no Monte-Carlo return and no update, and the user is told
         assert result["updates"] == 0 and result["warned"], result
-    # The batch held is bounded by the budget: the class docstring's ~0.3 kB per env step, with a margin
+    # The batch held is bounded by the budget: about 0.3 kB per env step with a 4-float observation, with a margin
     assert 0 < results[0]["peak"] < 2000 * 2_000, results[0]
 
 
@@ -288,10 +301,11 @@ def test_learn_returns_at_the_budget_when_episodes_never_end():
         (dict(sde_sample_freq=2.5), TypeError, "sde_sample_freq"),
         (dict(normalize_advantage="no"), TypeError, "normalize_advantage"),
         (dict(use_baseline="False"), TypeError, "use_baseline"),
-        (dict(gae_lambda=0.9), ValueError, "gae_lambda=0.9 bootstraps .* set n_steps and use_baseline=True"),
-        (dict(rollout_buffer_class=RolloutBuffer), ValueError, "rollout_buffer_class .* set n_steps"),
-        (dict(rollout_buffer_kwargs=dict(gamma=0.5)), ValueError, "rollout_buffer_kwargs .* set n_steps"),
-        (dict(n_steps=32), ValueError, "use_baseline=True"),
+        (dict(n_steps=32), TypeError, "REINFORCE updates on whole episodes; n_steps is A2C's: use stable_baselines3.A2C"),
+        (dict(gae_lambda=0.9), TypeError, "gae_lambda is A2C's: use stable_baselines3.A2C"),
+        (dict(rollout_buffer_class=RolloutBuffer), TypeError, "rollout_buffer_class is A2C's"),
+        (dict(rollout_buffer_kwargs=dict(gamma=0.5)), TypeError, "rollout_buffer_kwargs is A2C's"),
+        (dict(n_episode=2), TypeError, "unexpected keyword argument 'n_episode'"),
     ],
 )
 def test_construction_errors_name_the_argument(kwargs: dict, error: type, match: str):
@@ -308,11 +322,9 @@ def test_construction_errors():
 
 def test_numbers_from_yaml_are_accepted():
     # YAML 1.1 reads 1e2 as a float and NumPy scalars come from sweeps: integral values are integers
-    model = REINFORCE(
-        "MlpPolicy", "CartPole-v1", n_episodes=4.0, n_steps=np.int64(32), gamma=np.float32(0.5), use_baseline=True
-    )
-    assert (model.n_episodes, model.n_steps, model.rollout_buffer.buffer_size) == (4, 32, 32)
-    assert type(model.n_episodes) is int and type(model.gamma) is float
+    model = REINFORCE("MlpPolicy", "CartPole-v1", n_episodes=4.0, gamma=np.float32(0.5), stats_window_size=np.int64(32))
+    assert (model.n_episodes, model.gamma, model._stats_window_size) == (4, 0.5, 32)
+    assert type(model.n_episodes) is int and type(model.gamma) is float and type(model._stats_window_size) is int
 
 
 def test_load_with_more_envs_than_the_default_n_episodes(tmp_path):

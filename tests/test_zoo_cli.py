@@ -198,7 +198,8 @@ NOT_TRAINED = {
     "malformed YAML": ([*DQN, "-conf", "malformed.yml", "-n", "10"], "malformed YAML in malformed.yml"),
     "action space": (
         ["--algo", "course_dqn", "--env", "Pendulum-v1", "-conf", "box.yml", "-n", "10"],
-        "box.yml [Pendulum-v1]: CourseDQN cannot handle the Box action space of Pendulum-v1; expected Discrete",
+        "box.yml [Pendulum-v1]: CourseDQN supports Discrete action spaces, but the env has Box(-2.0, 2.0, (1,), float32)."
+        " Use CourseDDPG or CourseSAC for continuous (Box) actions.",
     ),
     "negative budget": ([*DQN, "-conf", "small.yml", "-n", "-5"], "-n/--n-timesteps -5: expected a positive number of steps"),
     "zero budget": ([*DQN, "-n", "0"], "-n/--n-timesteps 0: expected a positive number"),
@@ -206,9 +207,15 @@ NOT_TRAINED = {
         [*DQN, "-conf", "lr_text.yml"],
         "lr_text.yml [CartPole-v1]: learning_rate '1e-3' is a string, which rl-zoo3 reads as a schedule",
     ),
-    "yaml 1e6 buffer size": ([*DQN, "-conf", "buffer_text.yml"], "buffer_size must be a number, got the string '1e6'"),
-    "yaml inf": ([*DQN, "-conf", "inf_text.yml"], "max_grad_norm must be a number, got the string 'inf'; YAML writes"),
-    "text for a bool": ([*DQN, "-conf", "bool_text.yml"], "optimize_memory_usage must be true or false"),
+    "yaml 1e6 buffer size": (
+        [*DQN, "-conf", "buffer_text.yml"],
+        "buffer_size must be an integer, got '1e6' (str); YAML 1.1 reads a number without",
+    ),
+    "yaml inf": (
+        [*DQN, "-conf", "inf_text.yml"],
+        "max_grad_norm must be a number, got 'inf' (str); YAML writes",
+    ),
+    "text for a bool": ([*DQN, "-conf", "bool_text.yml"], "optimize_memory_usage must be True or False, got 'no' (str)"),
     "yaml 1e5 budget": ([*DQN, "-conf", "budget_text.yml"], "n_timesteps must be a positive number of steps, got '1e5'"),
     "no budget": ([*DQN, "-conf", "no_budget.yml", "-n", "100"], "no n_timesteps (rl-zoo3 needs it, even with -n)"),
     "class range": ([*DQN, "-conf", "gamma.yml"], "gamma.yml [CartPole-v1]: gamma must lie in [0.0, 1.0], got 1.5"),

@@ -1,4 +1,5 @@
 import math
+import multiprocessing as mp
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -14,15 +15,15 @@ from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 from stable_baselines3.common.type_aliases import GymEnv, MaybeCallback, Schedule
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from sb3_course.a3c.arguments import check_arguments
 from sb3_course.a3c.envs import worker_env_factory
 from sb3_course.a3c.policies import A3CCnnPolicy, A3CMultiInputPolicy, ActorCriticMlpPolicy, MlpPolicy
-from sb3_course.a3c.pool import WorkerPool, exit_if_importing_main_in_worker
-from sb3_course.a3c.worker import EPISODE, WorkerConfig
+from sb3_course.a3c.pool import START_METHODS, WorkerPool, check_device, exit_if_importing_main_in_worker
+from sb3_course.a3c.worker import EPISODE, Worker, WorkerConfig
 from sb3_course.common.checkpoint import SafeFilesMixin
 from sb3_course.common.logging import record_rollout_and_time
 from sb3_course.common.validation import (
     UnsupportedSpaceError,
+    check_arguments,
     check_int,
     check_observation_space,
     check_policy_class,
@@ -114,6 +115,8 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         spaces.MultiDiscrete,
         spaces.MultiBinary,
     )
+    # the class each worker process runs (a subclass may change its rollouts or loss reduction)
+    worker_class: ClassVar[type[Worker]] = Worker
     policy: ActorCriticPolicy
 
     def __init__(
@@ -146,8 +149,22 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         _init_setup_model: bool = True,
     ) -> None:
         check_policy_class(policy, ActorCriticPolicy, "A3C")
-        # The numbers, flags and choices, checked and converted (n_workers=1e1 from YAML is 10)
-        args = check_arguments({name: value for name, value in locals().items() if name not in ("self", "policy", "env")})
+        args = check_arguments(type(self), locals())
+        if rollout_buffer_class is not None or rollout_buffer_kwargs:
+            raise ValueError(
+                "rollout_buffer_class / rollout_buffer_kwargs: A3C's workers keep their own rollouts (whole episodes "
+                "or n_steps) and use no RolloutBuffer; remove these arguments"
+            )
+        if args["gae_lambda"] < 1.0 and args["normalize_returns"]:
+            raise ValueError(
+                "gae_lambda < 1 needs normalize_returns=False: GAE adds rewards to V, which the course's normalised "
+                "returns (G / ||G||) put on another scale"
+            )
+        if start_method is None:
+            start_method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        elif start_method not in START_METHODS:
+            raise ValueError(f"start_method must be one of {START_METHODS} (fork is unsafe with torch threads)")
+        check_device(device)
         # Workers build their own copies (sb3_course.a3c.envs): from the factory given or the wrapped env.
         self.env_fn: Callable[[], gym.Env] | None = None
         if callable(env) and not isinstance(env, gym.Env | VecEnv):
@@ -187,7 +204,7 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         self.vf_coef: float = args["vf_coef"]
         self.ent_coef: float = args["ent_coef"]
         self.max_grad_norm: float = args["max_grad_norm"]
-        self.start_method: str = args["start_method"]
+        self.start_method: str = start_method
         self._losses: dict[str, list[float]] = defaultdict(list)
         if _init_setup_model:
             self._setup_model()
@@ -319,7 +336,12 @@ class A3C(SafeFilesMixin, BaseAlgorithm):
         self.policy.share_memory()
         monitor_file = self._monitor_file()
         pool = WorkerPool(
-            self._worker_config(total_timesteps), self.policy, self.n_workers, self.num_timesteps, self.start_method
+            self._worker_config(total_timesteps),
+            self.policy,
+            self.n_workers,
+            self.num_timesteps,
+            self.start_method,
+            self.worker_class,
         )
         try:
             pool.start()

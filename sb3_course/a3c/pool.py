@@ -12,14 +12,37 @@ import sys
 import time
 
 import cloudpickle
+import torch as th
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env.base_vec_env import CloudpickleWrapper
 
-from sb3_course.a3c.worker import ERROR, WORKER_NAME, A3CWorkerError, WorkerConfig, run_worker
+from sb3_course.a3c.worker import ERROR, WORKER_NAME, A3CWorkerError, Worker, WorkerConfig, run_worker
 
 # Exit code of a worker whose re-import of the main module ran ``A3C.learn()`` (a script without a main guard)
 EXIT_UNGUARDED_MAIN = 86
 MAIN_GUARD_HINT = 'put the code that trains under `if __name__ == "__main__":`'
+
+
+# fork is unsafe with torch threads
+START_METHODS = ("forkserver", "spawn")
+
+
+def check_device(device: th.device | str) -> None:
+    """
+    Raise a ``ValueError`` when ``device`` is not the CPU (``"auto"`` is the CPU for A3C); an invalid device raises
+    torch's error type (as SB3), its message naming the argument.
+    """
+    if device == "auto":
+        return
+    try:
+        kind = th.device(device).type
+    except (RuntimeError, TypeError) as error:
+        raise type(error)(f"device: {error}") from None
+    if kind != "cpu":
+        raise ValueError(
+            f"A3C's workers update one policy in shared CPU memory (Hogwild), so device must be 'cpu' or 'auto', "
+            f"got {device!r}: pass device='cpu'"
+        )
 
 
 def exit_if_importing_main_in_worker() -> None:
@@ -56,10 +79,17 @@ class WorkerPool:
     :param n_workers: number of worker processes
     :param start_timesteps: initial value of the shared step counter
     :param start_method: multiprocessing start method (``forkserver`` or ``spawn``: safe with torch threads)
+    :param worker_class: the class each worker process runs (pickled by reference: it must be importable)
     """
 
     def __init__(
-        self, config: WorkerConfig, policy: ActorCriticPolicy, n_workers: int, start_timesteps: int, start_method: str
+        self,
+        config: WorkerConfig,
+        policy: ActorCriticPolicy,
+        n_workers: int,
+        start_timesteps: int,
+        start_method: str,
+        worker_class: type[Worker] = Worker,
     ) -> None:
         self.start_method = start_method
         self.context = mp.get_context(start_method)
@@ -82,7 +112,7 @@ class WorkerPool:
         self.processes = [
             self.context.Process(  # type: ignore[attr-defined]
                 target=run_worker,
-                args=(rank, payload, policy, self.counter, self.stop_event, self.messages),
+                args=(worker_class, rank, payload, policy, self.counter, self.stop_event, self.messages),
                 daemon=True,
                 name=f"{WORKER_NAME}-{rank}",
             )

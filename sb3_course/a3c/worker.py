@@ -14,7 +14,7 @@ import traceback
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -58,9 +58,6 @@ class WorkerConfig:
     normalize_advantage: bool = False
     use_sde: bool = False
     sde_sample_freq: int = -1
-    # A2C's rollouts and loss, for a subclass of A3C that takes A2C's update (the parity suite's implementation
-    # check): rollouts of exactly n_steps that run across episode ends, each loss term averaged over the rollout
-    a2c_updates: bool = False
 
 
 @dataclass
@@ -114,6 +111,9 @@ class Worker:
     :param messages: worker -> main queue (episode statistics with losses, errors)
     """
 
+    # The paper's rollouts: up to n_steps steps, ended by the end of their episode
+    rollout_ends_with_episode: ClassVar[bool] = True
+
     def __init__(
         self, rank: int, config: WorkerConfig, policy: ActorCriticPolicy, counter: Any, stop_event: Any, messages: Any
     ) -> None:
@@ -158,8 +158,8 @@ class Worker:
 
     def collect_rollout(self) -> Rollout | None:
         """
-        Step until the episode ends (unless ``a2c_updates``), ``n_steps`` are taken or the step budget is spent
-        (``None``: no step).
+        Step until the episode ends (with ``rollout_ends_with_episode``), ``n_steps`` are taken or the step budget is
+        spent (``None``: no step).
         """
         config, rollout = self.config, Rollout()
         while config.n_steps is None or len(rollout.rewards) < config.n_steps:
@@ -182,7 +182,7 @@ class Worker:
                 if "episode" in info:
                     rollout.episode_infos.append(info["episode"])
                 self.obs, _ = self.env.reset()
-                if not config.a2c_updates:
+                if self.rollout_ends_with_episode:
                     return rollout
         if not rollout.rewards:
             return None
@@ -221,11 +221,9 @@ class Worker:
         values = values.flatten()
         returns, advantages = self._targets(rollout, values.detach())
         # actor = -log pi(a|s) * A, critic = (V - G)^2, loss = sum(actor) + vf_coef * sum(critic)
-        # (a2c_updates: means over the rollout, as A2C's loss)
-        reduce = th.mean if config.a2c_updates else th.sum
-        policy_loss = -reduce(log_prob * advantages)
-        value_loss = reduce((values - returns).pow(2))
-        entropy_loss = reduce(log_prob) if entropy is None else -reduce(entropy)
+        policy_loss = -self.reduce(log_prob * advantages)
+        value_loss = self.reduce((values - returns).pow(2))
+        entropy_loss = self.reduce(log_prob) if entropy is None else -self.reduce(entropy)
         loss = policy_loss + config.vf_coef * value_loss + config.ent_coef * entropy_loss
 
         progress_remaining = 1.0 - self.counter.value / config.total_timesteps
@@ -237,6 +235,10 @@ class Worker:
         self.optimizer.step()
         for name, value in (("policy_loss", policy_loss), ("value_loss", value_loss), ("entropy_loss", entropy_loss)):
             self.losses[name].append(value.item())
+
+    def reduce(self, terms: th.Tensor) -> th.Tensor:
+        """A loss term of the rollout from its values per step: their sum (the notes' ``update_params``)."""
+        return terms.sum()
 
     def run(self) -> None:
         while not self.stop_event.is_set():
@@ -275,7 +277,13 @@ def _exit_after(process: mp.process.BaseProcess) -> None:
 
 
 def run_worker(
-    rank: int, config: CloudpickleWrapper, policy: ActorCriticPolicy, counter: Any, stop_event: Any, messages: Any
+    worker_class: type[Worker],
+    rank: int,
+    config: CloudpickleWrapper,
+    policy: ActorCriticPolicy,
+    counter: Any,
+    stop_event: Any,
+    messages: Any,
 ) -> None:
     """Target of a worker process: run the worker, report any exception with its traceback to the main process."""
     try:
@@ -283,7 +291,7 @@ def run_worker(
         # Ctrl-C is handled by the main process, which stops the workers.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         th.set_num_threads(1)
-        Worker(rank, config.var, policy, counter, stop_event, messages).run()
+        worker_class(rank, config.var, policy, counter, stop_event, messages).run()
     except BaseException:
         messages.put((ERROR, rank, traceback.format_exc()))
         raise SystemExit(1) from None

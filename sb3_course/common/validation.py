@@ -1,8 +1,9 @@
 """Construction-time checks of hyperparameters and spaces, shared by the course algorithms."""
 
+import inspect
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -12,6 +13,9 @@ from gymnasium import spaces
 from stable_baselines3.common.base_class import maybe_make_env
 from stable_baselines3.common.type_aliases import GymEnv
 from stable_baselines3.common.vec_env import VecEnv
+
+# A check of one argument: (name, value) -> the value to use, or an error naming the argument
+Rule = Callable[[str, Any], object]
 
 
 def _describe(value: object) -> str:
@@ -48,8 +52,7 @@ def check_float(
 ) -> float:
     """
     Raise a ``TypeError`` naming the hyperparameter when ``value`` is not a real number (a string such as
-    ``"1e-3"`` is not: YAML 1.1 reads ``1e-3`` without a dot as a string; write ``!!float 1e-3`` or ``1.0e-3``),
-    and a ``ValueError`` when it is NaN or lies outside the range.
+    ``"1e-3"`` is not), and a ``ValueError`` when it is NaN or lies outside the range.
 
     :param name: hyperparameter name, as the user passes it
     :param value: the value given
@@ -60,8 +63,7 @@ def check_float(
     :return: the value as a Python ``float``
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        hint = "; a YAML 1.1 number without a dot (1e-3) is a string: write !!float 1e-3" if isinstance(value, str) else ""
-        raise TypeError(f"{name} must be a number, got {_describe(value)}{hint}")
+        raise TypeError(f"{name} must be a number, got {_describe(value)}")
     value = float(value)
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, got nan")
@@ -152,23 +154,6 @@ def check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
-# A2C's coefficients, as A3C and REINFORCE take them: name -> (low, high, low_inclusive, high_inclusive); an infinite
-# weight would make the loss infinite, an infinite max_grad_norm means no clipping
-ACTOR_CRITIC_FLOATS = {
-    "gamma": (0.0, 1.0, True, True),
-    "gae_lambda": (0.0, 1.0, True, True),
-    "ent_coef": (0.0, math.inf, True, False),
-    "vf_coef": (0.0, math.inf, True, False),
-    "max_grad_norm": (0.0, math.inf, False, True),
-    "rms_prop_eps": (0.0, math.inf, False, False),
-}
-
-
-def check_actor_critic_floats(arguments: dict[str, Any]) -> dict[str, float]:
-    """:func:`check_float` on each of :data:`ACTOR_CRITIC_FLOATS` in ``arguments``; the values as ``float`` by name."""
-    return {name: check_float(name, arguments[name], *bounds) for name, bounds in ACTOR_CRITIC_FLOATS.items()}
-
-
 def check_policy_class(policy: str | type, base: type, algo: str) -> None:
     """
     Raise a ``ValueError`` when a policy class is not a ``base`` subclass; ``load()`` passes the saved policy
@@ -211,6 +196,8 @@ def check_train_freq(name: str, value: object) -> object:
     fewer than one step or episode per rollout; its other forms SB3 checks itself, naming ``train_freq``.
     """
     frequency = value[0] if isinstance(value, tuple) and value else value
+    if isinstance(frequency, str):  # SB3's error type for it (in learn())
+        raise ValueError(f"{name} must be an integer or a (frequency, unit) tuple, got {_describe(value)}")
     if isinstance(frequency, numbers.Integral) and not isinstance(frequency, bool) and frequency < 1:
         raise FrequencyError(f"{name} must collect at least one step or episode per rollout, got {value!r}")
     return value
@@ -248,78 +235,104 @@ def check_target_entropy(name: str, value: object) -> object:
     return value
 
 
-def _optional(check: Callable[[str, Any], object]) -> Callable[[str, Any], object]:
-    """``check`` for a hyperparameter whose ``None`` means "not set"."""
-    return lambda name, value: None if value is None else check(name, value)
-
-
 def _learning_rate(name: str, value: object) -> object:
     check_learning_rate(value, name)  # type: ignore[arg-type]
     return value
 
 
-# Hyperparameter name -> its check (it raises naming the hyperparameter, or returns the value to use: integers
-# written as floats, as YAML's 1e5, become ints). The ranges are the values with a meaning; SB3 accepts some others
-# and runs with them (e.g. a negative max_grad_norm flips the gradients) or fails later without naming them.
-ARGUMENT_CHECKS: dict[str, Callable[[str, Any], object]] = {
+MAX_SEED = 2**32 - 1  # NumPy's seed range is [0, 2**32 - 1]
+# Each worker is an OS process with its own env, optimizer and torch runtime (tens of MB): beyond a few per core
+# Hogwild gains nothing, and thousands exhaust memory and process limits (the A3C paper used 16).
+MAX_WORKERS = 256
+_FLAG_NAMES = (
+    "normalize_advantage",
+    "normalize_returns",
+    "optimize_memory_usage",
+    "use_baseline",
+    "use_rms_prop",
+    "use_sde",
+    "use_sde_at_warmup",
+    "use_target_network",
+)
+
+# Constructor argument name -> its rule, for every course class (a rule raises naming the argument, or returns the
+# value to use: integers written as floats, as YAML's 1e5, become ints). The ranges are the values with a meaning;
+# SB3 accepts some others and runs with them (e.g. a negative max_grad_norm flips the gradients) or fails later
+# without naming them. An infinite loss weight would make the loss infinite; an infinite max_grad_norm: no clipping.
+RULES: dict[str, Rule] = {
     "learning_rate": _learning_rate,
-    "actor_learning_rate": _optional(_learning_rate),
-    "critic_learning_rate": _optional(_learning_rate),
+    "actor_learning_rate": _learning_rate,
+    "critic_learning_rate": _learning_rate,
     "buffer_size": partial(check_int, low=1),
     "learning_starts": partial(check_int, low=0),
     "batch_size": partial(check_int, low=1),
     # 0: targets that never move (SB3's own tests freeze them so), 1: hard copies
     "tau": partial(check_float, low=0.0, high=1.0),
     "gamma": partial(check_float, low=0.0, high=1.0),
+    "gae_lambda": partial(check_float, low=0.0, high=1.0),
     "train_freq": check_train_freq,
     # -1: as many gradient steps as environment steps in the rollout
     "gradient_steps": partial(check_int, low=-1),
     "n_steps": partial(check_int, low=1),
+    "n_episodes": partial(check_int, low=1),
+    "n_workers": partial(check_int, low=1, high=MAX_WORKERS),
     "target_update_interval": partial(check_int, low=1),
     "exploration_fraction": partial(check_float, low=0.0),
     "exploration_initial_eps": partial(check_float, low=0.0, high=1.0),
     "exploration_final_eps": partial(check_float, low=0.0, high=1.0),
     "exploration_min_eps": partial(check_float, low=0.0, high=1.0),
     "max_grad_norm": partial(check_float, low=0.0, low_inclusive=False),
-    "stats_window_size": partial(check_int, low=1),
-    "ent_coef": check_ent_coef,
+    # A2C's entropy weight (CourseSAC's ent_coef, which may be "auto", has its own rule: check_ent_coef)
+    "ent_coef": partial(check_float, low=0.0, high_inclusive=False),
+    "vf_coef": partial(check_float, low=0.0, high_inclusive=False),
+    "actor_bound_penalty": partial(check_float, low=0.0, high_inclusive=False),
+    "rms_prop_eps": partial(check_float, low=0.0, low_inclusive=False, high_inclusive=False),
     "target_entropy": check_target_entropy,
     # -1: a new gSDE noise matrix only at the start of each rollout
     "sde_sample_freq": partial(check_int, low=-1),
-    "seed": _optional(partial(check_int, low=0, high=2**32 - 1)),  # NumPy's seed range
+    "stats_window_size": partial(check_int, low=1),
+    "seed": partial(check_int, low=0, high=MAX_SEED),
     "verbose": partial(check_int, low=0),
+    **{name: check_bool for name in _FLAG_NAMES},
 }
 
 
-def check_arguments(**arguments: Any) -> dict[str, Any]:
+def check_arguments(algo: type, arguments: Mapping[str, Any], **rules: Rule) -> dict[str, Any]:
     """
-    Check each hyperparameter with its entry of :data:`ARGUMENT_CHECKS`.
+    Check a course class's constructor arguments by name with their rule of :data:`RULES` (or of ``rules``);
+    ``None`` passes where the signature's default is ``None`` ("not set"). Called as
+    ``check_arguments(type(self), locals())`` first thing in ``__init__``; cross-argument rules follow it there.
 
-    :param arguments: hyperparameter name -> value given
-    :return: the values to use, by name
+    :param algo: the class being built (its ``__init__`` signature says which arguments may be ``None``)
+    :param arguments: the constructor's arguments by name (those without a rule are not checked)
+    :param rules: rules that replace those of :data:`RULES` for this class
+    :return: the checked arguments to use (ints and floats as Python's), by name
     """
-    return {name: ARGUMENT_CHECKS[name](name, value) for name, value in arguments.items()}
+    parameters = inspect.signature(algo.__init__).parameters  # type: ignore[misc]
+    rules = {**RULES, **rules}
+    checked = {}
+    for name, value in arguments.items():
+        if name not in rules or name not in parameters:
+            continue
+        optional = value is None and parameters[name].default is None
+        checked[name] = None if optional else rules[name](name, value)
+    return checked
 
 
-def check_off_policy_arguments(
-    algo: str,
-    env: GymEnv | str | None,
-    action_spaces: tuple[type[spaces.Space], ...],
-    hint: str,
-    **arguments: Any,
-) -> tuple[GymEnv | None, dict[str, Any]]:
+def check_env_spaces(
+    env: GymEnv | str | None, algo: str, supported: tuple[type[spaces.Space], ...], hint: str, verbose: int = 0
+) -> GymEnv | None:
     """
-    The construction-time checks shared by the course off-policy algorithms (CourseDQN, CourseDDPG, CourseSAC):
-    the hyperparameters (:func:`check_arguments`), then the env's spaces.
+    :func:`check_action_space` then :func:`check_observation_space`: the env (built if it was an id) of a course
+    class that checks its action space itself (CourseDQN, CourseDDPG, CourseSAC).
 
-    :param algo: the algorithm's name, for the messages
     :param env: environment, env id or ``None`` (when loading)
-    :param action_spaces: the supported action space classes
+    :param algo: the algorithm's name, for the messages
+    :param supported: the supported action space classes
     :param hint: what to use instead when the action space is not supported
-    :param arguments: the hyperparameters, by name (``verbose`` included: it is passed to ``maybe_make_env`` too)
-    :return: the environment, built if it was an id, and the hyperparameters to use
+    :param verbose: verbosity passed to ``maybe_make_env``
+    :return: the environment, built if it was an id
     """
-    checked = check_arguments(**arguments)
-    checked_env = check_action_space(env, action_spaces, algo, hint, checked.get("verbose", 0))
+    checked_env = check_action_space(env, supported, algo, hint, verbose)
     check_observation_space(getattr(checked_env, "observation_space", None), algo)
-    return checked_env, checked
+    return checked_env

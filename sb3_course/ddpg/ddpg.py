@@ -1,4 +1,3 @@
-import math
 from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
@@ -15,7 +14,7 @@ from torch.nn import functional as F
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import FastOffPolicyMixin
-from sb3_course.common.validation import check_float, check_off_policy_arguments, check_policy_class
+from sb3_course.common.validation import check_arguments, check_env_spaces, check_policy_class
 from sb3_course.ddpg.policies import ClampedActor, CnnPolicy, CourseDDPGPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDDPG = TypeVar("SelfCourseDDPG", bound="CourseDDPG")
@@ -157,21 +156,16 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
         if critic_loss not in CRITIC_LOSSES:
             raise ValueError(f"critic_loss must be one of {tuple(CRITIC_LOSSES)}, got {critic_loss!r}")
         check_policy_class(policy, TD3Policy, "CourseDDPG")
-        checked_env, checked = check_off_policy_arguments(
-            "CourseDDPG", env, self.supported_action_spaces, "Use CourseDQN for discrete actions.",
-            **({} if learning_rate is None else {"learning_rate": learning_rate}),
-            actor_learning_rate=actor_learning_rate, critic_learning_rate=critic_learning_rate,
-            buffer_size=buffer_size, learning_starts=learning_starts, batch_size=batch_size, tau=tau, gamma=gamma,
-            train_freq=train_freq, gradient_steps=gradient_steps, n_steps=n_steps, verbose=verbose, seed=seed,
-        )  # fmt: skip
+        checked = check_arguments(type(self), locals())
         for name in ("learning_rate", "actor_learning_rate", "critic_learning_rate"):
-            checked.pop(name, None)
+            del checked[name]
+        self.actor_bound_penalty = checked.pop("actor_bound_penalty")
+        hint = "Use CourseDQN for discrete actions."
+        checked_env = check_env_spaces(env, "CourseDDPG", self.supported_action_spaces, hint, checked["verbose"])
         self.actor_learning_rate, self.critic_learning_rate = learning_rates(
             learning_rate, actor_learning_rate, critic_learning_rate
         )
         self.critic_loss = critic_loss
-        check_float("actor_bound_penalty", actor_bound_penalty, 0.0, math.inf, high_inclusive=False)
-        self.actor_bound_penalty = float(actor_bound_penalty)
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
@@ -180,7 +174,6 @@ class CourseDDPG(OffPolicySafeFilesMixin, FastOffPolicyMixin, DDPG):
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,

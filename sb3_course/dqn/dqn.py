@@ -13,7 +13,7 @@ from stable_baselines3.dqn.policies import DQNPolicy
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import FastOffPolicyMixin
-from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
+from sb3_course.common.validation import check_arguments, check_env_spaces, check_policy_class
 from sb3_course.dqn.policies import CnnPolicy, CourseDQNPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
@@ -148,15 +148,9 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         if exploration_decay not in EXPLORATION_DECAYS:
             raise ValueError(f"exploration_decay must be one of {EXPLORATION_DECAYS}, got {exploration_decay!r}")
         check_policy_class(policy, DQNPolicy, "CourseDQN")
-        checked_env, checked = check_off_policy_arguments(
-            "CourseDQN", env, self.supported_action_spaces, "Use CourseDDPG or CourseSAC for continuous (Box) actions.",
-            learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
-            n_steps=n_steps, target_update_interval=target_update_interval, exploration_fraction=exploration_fraction,
-            exploration_initial_eps=exploration_initial_eps, exploration_final_eps=exploration_final_eps,
-            exploration_min_eps=exploration_min_eps, max_grad_norm=max_grad_norm, stats_window_size=stats_window_size,
-            verbose=verbose, seed=seed,
-        )  # fmt: skip
+        checked = check_arguments(type(self), locals())
+        hint = "Use CourseDDPG or CourseSAC for continuous (Box) actions."
+        checked_env = check_env_spaces(env, "CourseDQN", self.supported_action_spaces, hint, checked["verbose"])
         warn_unused(
             "use_target_network=True",
             use_target_network,
@@ -172,7 +166,7 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         warn_unused(
             "exploration_decay='harmonic'", exploration_decay == "harmonic", exploration_min_eps=(exploration_min_eps, 0.0)
         )
-        self.use_target_network = use_target_network
+        self.use_target_network = checked.pop("use_target_network")
         self.exploration_decay = exploration_decay
         self.exploration_min_eps = checked.pop("exploration_min_eps")
         super().__init__(
@@ -180,7 +174,6 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
             checked_env,  # type: ignore[arg-type]
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,

@@ -85,8 +85,8 @@ MATCHING_GAPS = {
     "SB3's DQN then trains the course network to the same weights bit for bit)",
     "reinforce": "A2C learns from fixed 500-step rollouts bootstrapped from its critic (gae_lambda 1) where "
     "REINFORCE learns from whole episodes without a baseline; A2C's value loss also trains its separate critic "
-    "(with n_steps=500 and use_baseline=True on the course side, nothing: REINFORCE's fixed-batch mode then "
-    "computes A2C's updates)",
+    "(on the same batch of whole episodes both take the same update: "
+    "tests/test_reinforce.py::test_update_is_a2cs_on_the_same_whole_episodes)",
     "a3c": "A2C (training the course's A3CPolicy network) steps its envs synchronously, takes one Adam step "
     "per rollout of all envs (500 steps where A3C's rollouts are whole episodes) and averages the loss over it, "
     "where A3C's workers update the shared weights asynchronously, each with its own Adam, from their own "
@@ -113,8 +113,6 @@ SB3_EXPRESSIBLE: dict[str, tuple[str, ...]] = {
         "noise_std:0.1",
         "policy_kwargs:dict(actor_output='tanh')",
     ),
-    # REINFORCE's fixed-batch mode with the learned baseline: A2C's rollouts, advantages and losses
-    "reinforce": ("n_steps:500", "use_baseline:True"),
     # One worker (no asynchrony) taking A2C's update (A2CUpdates: fixed 20-step rollouts across episode ends, mean
     # loss, where the recipe's workers learn from whole episodes); no clipping, as the recipe
     "a3c": ("n_workers:1", "n_steps:20", "max_grad_norm:1e309", "callback:sb3_course.parity.a2c_updates.A2CUpdates"),
@@ -213,7 +211,7 @@ def _matched_reinforce(s: dict[str, Any]) -> dict[str, Any]:
     return _matched_a2c(
         s,
         n_envs=1,
-        n_steps=s["n_steps"] or WHOLE_EPISODE_STEPS,
+        n_steps=WHOLE_EPISODE_STEPS,
         normalize_advantage=s["normalize_advantage"],
         policy_kwargs=f"dict(net_arch=dict(pi={net_arch}, vf={net_arch}), activation_fn=nn.ReLU)",
     )

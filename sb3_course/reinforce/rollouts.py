@@ -1,4 +1,4 @@
-"""Batch collection of REINFORCE: whole episodes per env, or A2C's fixed-size rollouts."""
+"""Batch collection of REINFORCE: whole episodes, each environment its share of the batch."""
 
 from typing import Any, NamedTuple
 
@@ -6,7 +6,6 @@ import numpy as np
 import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.utils import obs_as_tensor
@@ -15,29 +14,22 @@ from sb3_course.reinforce.episodes import Episode, env_observation, episode_shar
 
 
 class _Step(NamedTuple):
-    """One ``VecEnv`` step: actions taken (unclipped), the policy's values and log-probabilities, the results."""
+    """One ``VecEnv`` step: the actions taken (unclipped) and the results."""
 
     actions: np.ndarray
-    values: th.Tensor
-    log_probs: th.Tensor
     new_obs: Any
     rewards: np.ndarray
     dones: np.ndarray
-    infos: list[dict]
 
 
 class EpisodicAlgorithm(BaseAlgorithm):
     """
-    ``BaseAlgorithm`` that collects on-policy batches of whole episodes (``collect_episodes``), or of ``n_steps``
-    steps per env into SB3's rollout buffer as ``OnPolicyAlgorithm.collect_rollouts`` (``collect_steps``).
-    The algorithm sets the attributes below and runs ``learn()`` (REINFORCE).
+    ``BaseAlgorithm`` that collects on-policy batches of whole episodes (``collect_episodes``). The algorithm sets
+    the attributes below and runs ``learn()`` (REINFORCE).
     """
 
     policy: ActorCriticPolicy
-    rollout_buffer: RolloutBuffer
     n_episodes: int
-    n_steps: int | None
-    gamma: float
 
     def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
         if not isinstance(self.action_space, spaces.Box):
@@ -65,7 +57,7 @@ class EpisodicAlgorithm(BaseAlgorithm):
         if self.use_sde and self.sde_sample_freq > 0 and n_collected % self.sde_sample_freq == 0:
             self.policy.reset_noise(self.env.num_envs)
         with th.no_grad():
-            actions, values, log_probs = self.policy(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
+            actions = self.policy(obs_as_tensor(self._last_obs, self.device))[0]  # type: ignore[arg-type]
         actions = actions.cpu().numpy()
         new_obs, rewards, dones, infos = self.env.step(self._clip_actions(actions))
         self.num_timesteps += self.n_envs
@@ -73,7 +65,7 @@ class EpisodicAlgorithm(BaseAlgorithm):
         if not callback.on_step():
             return None
         self._update_info_buffer(infos, dones)
-        return _Step(actions, values, log_probs, new_obs, rewards, dones, infos)
+        return _Step(actions, new_obs, rewards, dones)
 
     def collect_episodes(self, callback: BaseCallback, total_timesteps: int) -> list[Episode] | None:
         """
@@ -116,47 +108,3 @@ class EpisodicAlgorithm(BaseAlgorithm):
             self._last_episode_starts = step.dones
         callback.on_rollout_end()
         return finished
-
-    def collect_steps(self, callback: BaseCallback) -> bool:
-        """
-        ``n_steps`` steps of every environment with the current policy, across episode ends, into the rollout
-        buffer with their returns (``n_steps`` mode): the steps of SB3's ``OnPolicyAlgorithm.collect_rollouts``.
-
-        :param callback: called after every ``VecEnv`` step
-        :return: whether the batch is complete (``False`` if the callback stopped training)
-        """
-        assert self.n_steps is not None
-        self.rollout_buffer.reset()
-        self._start_rollout(callback)
-        for n_collected in range(self.n_steps):
-            step = self._step(callback, n_collected)
-            if step is None:
-                return False
-            actions, rewards = step.actions, step.rewards
-            if isinstance(self.action_space, spaces.Discrete):
-                actions = actions.reshape(-1, 1)
-            for i in np.flatnonzero(step.dones):
-                info = step.infos[i]
-                if info.get("terminal_observation") is not None and info.get("TimeLimit.truncated", False):
-                    # A truncation bootstraps from V(s_T) inside the reward (as SB3's on-policy algorithms)
-                    terminal_obs = self.policy.obs_to_tensor(info["terminal_observation"])[0]
-                    with th.no_grad():
-                        terminal_value = self.policy.predict_values(terminal_obs)[0]  # type: ignore[arg-type]
-                    rewards[i] += self.gamma * terminal_value
-            self.rollout_buffer.add(
-                self._last_obs,  # type: ignore[arg-type]
-                actions,
-                rewards,
-                self._last_episode_starts,  # type: ignore[arg-type]
-                step.values,
-                step.log_probs,
-            )
-            self._episode_num += int(step.dones.sum())
-            self._last_obs = step.new_obs
-            self._last_episode_starts = step.dones
-        with th.no_grad():
-            last_values = self.policy.predict_values(obs_as_tensor(self._last_obs, self.device))  # type: ignore[arg-type]
-        assert self._last_episode_starts is not None
-        self.rollout_buffer.compute_returns_and_advantage(last_values=last_values, dones=self._last_episode_starts)
-        callback.on_rollout_end()
-        return True

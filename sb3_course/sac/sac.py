@@ -11,7 +11,7 @@ from stable_baselines3.sac.policies import SACPolicy
 
 from sb3_course.common.checkpoint import OffPolicySafeFilesMixin
 from sb3_course.common.fast_path import FastOffPolicyMixin
-from sb3_course.common.validation import check_off_policy_arguments, check_policy_class
+from sb3_course.common.validation import check_arguments, check_ent_coef, check_env_spaces, check_policy_class
 from sb3_course.sac.policies import CnnPolicy, CourseSACPolicy, MlpPolicy, MultiInputPolicy
 
 SelfCourseSAC = TypeVar("SelfCourseSAC", bound="CourseSAC")
@@ -122,23 +122,15 @@ class CourseSAC(OffPolicySafeFilesMixin, FastOffPolicyMixin, SAC):
         _init_setup_model: bool = True,
     ) -> None:
         check_policy_class(policy, SACPolicy, "CourseSAC")
-        checked_env, checked = check_off_policy_arguments(
-            "CourseSAC", env, self.supported_action_spaces, "Use CourseDQN for discrete actions.",
-            learning_rate=learning_rate, buffer_size=buffer_size, learning_starts=learning_starts,
-            batch_size=batch_size, tau=tau, gamma=gamma, train_freq=train_freq, gradient_steps=gradient_steps,
-            n_steps=n_steps, ent_coef=ent_coef, target_update_interval=target_update_interval,
-            target_entropy=target_entropy, sde_sample_freq=sde_sample_freq, stats_window_size=stats_window_size,
-            verbose=verbose, seed=seed,
-        )  # fmt: skip
+        checked = check_arguments(type(self), locals(), ent_coef=check_ent_coef)
+        hint = "Use CourseDQN for discrete actions."
+        checked_env = check_env_spaces(env, "CourseSAC", self.supported_action_spaces, hint, checked["verbose"])
         super().__init__(
             policy,
             checked_env,  # type: ignore[arg-type]
             action_noise=action_noise,
             replay_buffer_class=replay_buffer_class,
             replay_buffer_kwargs=replay_buffer_kwargs,
-            optimize_memory_usage=optimize_memory_usage,
-            use_sde=use_sde,
-            use_sde_at_warmup=use_sde_at_warmup,
             tensorboard_log=tensorboard_log,
             policy_kwargs=policy_kwargs,
             device=device,

@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import gymnasium as gym
 import yaml
 
-from sb3_course.registry import ALGORITHMS
+from sb3_course.common.validation import MAX_SEED
 from sb3_course.zoo import COURSE_ALGOS, default_config, register
 from sb3_course.zoo.played import check_env_kwargs, check_played_model, check_whole_model
 from sb3_course.zoo.values import RecipeError, check_block, parse_params
@@ -48,7 +48,6 @@ class IntFlag:
     expected: str
 
 
-SEED_BOUND = 2**32  # numpy's seeds are below it
 # rl-zoo3's train falls back to the recipe's budget for -n <= 0 and skips evaluations / checkpoints for a frequency
 # <= 0 silently; the others fail inside rl-zoo3, SB3 or optuna, after the log folder exists
 TRAIN_FLAGS = (
@@ -57,7 +56,7 @@ TRAIN_FLAGS = (
     IntFlag(("--eval-episodes",), lambda n: n >= 1, "a positive number of episodes"),
     IntFlag(("--n-eval-envs",), lambda n: n >= 1, "a positive number of envs"),
     IntFlag(("--save-freq",), lambda n: n != 0, "steps between checkpoints, or -1 for none"),
-    IntFlag(("--seed",), lambda n: n < SEED_BOUND, "an integer below 2**32 (negative: a random seed)"),
+    IntFlag(("--seed",), lambda n: n <= MAX_SEED, "an integer below 2**32 (negative: a random seed)"),
     IntFlag(("--n-trials",), lambda n: n >= 1, "a positive number of trials"),
     IntFlag(("--max-total-trials",), lambda n: n >= 1, "a positive number of trials"),
     IntFlag(("--n-jobs",), lambda n: n != 0, "a positive number of parallel jobs (-1: one per CPU)"),
@@ -70,7 +69,7 @@ TRAIN_FLAGS = (
 PLAY_FLAGS = (
     IntFlag(("-n", "--n-timesteps"), lambda n: n >= 1, "a positive number of steps"),
     IntFlag(("--n-envs",), lambda n: n >= 1, "a positive number of envs"),
-    IntFlag(("--seed",), lambda n: 0 <= n < SEED_BOUND, "an integer in [0, 2**32)"),
+    IntFlag(("--seed",), lambda n: 0 <= n <= MAX_SEED, "an integer in [0, 2**32)"),
     IntFlag(("--exp-id",), lambda n: n >= -1, "a run id (0: the latest, -1: no run folder)"),
 )
 
@@ -136,8 +135,9 @@ def check_trained_agent(path: str, algo: str) -> None:
 def constructor_arguments(key: str) -> set[str]:
     """The keyword arguments of the course algorithm ``key`` that a recipe may set."""
     params = inspect.signature(COURSE_ALGOS[key].__init__).parameters
+    named = {name for name, param in params.items() if param.kind is not param.VAR_KEYWORD}
     # rl-zoo3 passes env, seed, verbose, device and tensorboard_log itself
-    return set(params) - {"self", "env", "_init_setup_model", "seed", "verbose", "device", "tensorboard_log"}
+    return named - {"self", "env", "_init_setup_model", "seed", "verbose", "device", "tensorboard_log"}
 
 
 def check_algo(algo: str, known: list[str]) -> None:
@@ -186,20 +186,6 @@ def check_keys(key: str, keys: list[str], where: str) -> None:
             )
 
 
-def check_env_action_space(key: str, env_id: str, where: str) -> None:
-    """The course class of ``key`` takes the action space of ``env_id`` (the class checks it too, once rl-zoo3 builds it)."""
-    env = gym.make(env_id)
-    action_space = env.action_space
-    env.close()
-    supported = ALGORITHMS[key].action_spaces
-    if not isinstance(action_space, supported):
-        names = ", ".join(space.__name__ for space in supported)
-        raise RecipeError(
-            f"{where}: {COURSE_ALGOS[key].__name__} cannot handle the {type(action_space).__name__} action space of"
-            f" {env_id}; expected {names}"
-        )
-
-
 def check_recipe(
     key: str, env_id: str, config: Path, params: dict[str, Any] | None = None, budget_given: bool = False
 ) -> None:
@@ -220,8 +206,7 @@ def check_recipe(
     where = f"{config} [{block}]"
     check_keys(key, list(recipes[block]), where)
     check_keys(key, list(params), "-params")
-    check_env_action_space(key, env_id, where)
-    check_block(key, recipes[block], where, params, budget_given)
+    check_block(key, env_id, recipes[block], where, params, budget_given)
 
 
 def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: bool = False) -> None:
@@ -280,8 +265,8 @@ def check_command(argv: list[str], known_algos: list[str], recipe: bool, play: b
 
 
 def check_a3c_device(device: str) -> None:
-    """A3C's own device rule (:func:`sb3_course.a3c.arguments.check_device`) as a :class:`RecipeError`."""
-    from sb3_course.a3c.arguments import check_device as a3c_device
+    """A3C's own device rule (:func:`sb3_course.a3c.pool.check_device`) as a :class:`RecipeError`."""
+    from sb3_course.a3c.pool import check_device as a3c_device
 
     try:
         a3c_device(device)
@@ -349,8 +334,7 @@ def check_job(algo: str, env_id: str, block: dict[str, Any] | None, where: str) 
         check_recipe(algo, env_id, config, {}, budget_given=True)
         return
     check_keys(algo, list(block), where)
-    check_env_action_space(algo, env_id, where)
-    check_block(algo, {"n_timesteps": 1, **block}, where, {}, budget_given=True)
+    check_block(algo, env_id, {"n_timesteps": 1, **block}, where, {}, budget_given=True)
 
 
 def check_output_folder(folder: str, flag: str) -> None:

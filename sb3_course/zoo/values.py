@@ -7,8 +7,6 @@ schedules, noise, wrappers) and what the course class checks at construction, ru
 import inspect
 import math
 import numbers
-import types
-import typing
 from collections import defaultdict
 from typing import Any, TypeGuard
 
@@ -58,21 +56,6 @@ def parse_params(items: list[str], flag: str = "-params") -> dict[str, Any]:
                 f"string, e.g. {name}:'\"text\"'"
             ) from error
     return params
-
-
-def _plain_types(annotation: Any) -> set[Any]:
-    """The plain classes of an annotation, unions flattened (``float | Schedule`` -> ``{float}``)."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return set().union(*(_plain_types(arg) for arg in typing.get_args(annotation)))
-    return {annotation} if isinstance(annotation, type) else set()
-
-
-def _text_error(annotation: Any) -> str | None:
-    """What a constructor argument annotated ``annotation`` takes when a string is wrong there, else ``None``."""
-    kinds = _plain_types(annotation)
-    if str in kinds or not kinds & {int, float, bool}:
-        return None  # strings allowed, or a type this check does not judge (dicts, classes, Literal choices)
-    return "true or false" if kinds == {bool} else "a number"
 
 
 def _number(value: Any) -> TypeGuard[float]:
@@ -145,40 +128,42 @@ def _constructor_value(name: str, value: Any, where: str) -> Any:
     return value
 
 
-def check_constructor_values(key: str, block: dict[str, Any], where_of: dict[str, str]) -> None:
+def check_constructor_values(key: str, block: dict[str, Any], where_of: dict[str, str], env_id: str) -> None:
     """
-    Build the course class ``key`` from the block's constructor arguments without env or network (as SB3's
-    ``load`` builds it), so that its own checks run; a string where the class takes a number is named first.
+    Build the course class ``key`` from the block's constructor arguments on ``env_id`` without its network (as
+    SB3's ``load`` builds it), so that its own checks run: the values, then the env's spaces.
 
     :param key: course algorithm key
     :param block: the recipe block with the ``-params`` applied
     :param where_of: where each key of ``block`` was set (the block, or ``-params``); ``"*"``: the block
+    :param env_id: the env the class is built on
     """
+    import gymnasium as gym
+
     cls: Any = COURSE_ALGOS[key]  # a course class: it takes _init_setup_model, BaseAlgorithm does not
     parameters = inspect.signature(cls.__init__).parameters
-    kwargs = {}
-    for name, value in block.items():
-        if name not in parameters:
-            continue  # rl-zoo3's own keys, checked by check_zoo_values
-        where = where_of[name]
-        expected = _text_error(parameters[name].annotation)
-        if isinstance(value, str) and name not in SCHEDULE_KEYS and expected is not None:
-            raise RecipeError(f"{where}: {name} must be {expected}, got the string {value!r}{_yaml_hint(value)}")
-        kwargs[name] = _constructor_value(name, value, where)
+    kwargs = {name: _constructor_value(name, value, where_of[name]) for name, value in block.items() if name in parameters}
     kwargs.setdefault("policy", "MlpPolicy")
+    env = gym.make(env_id)
     try:
-        cls(env=None, device="cpu", _init_setup_model=False, **kwargs)
+        cls(env=env, device="cpu", _init_setup_model=False, **kwargs)
     except (TypeError, ValueError, AssertionError, KeyError) as error:
         names = [name for name in kwargs if name in str(error).lower()]
         where = where_of[names[0]] if names else where_of["*"]
-        raise RecipeError(f"{where}: {error}") from error
+        value = block.get(names[0]) if names else None
+        hint = _yaml_hint(value) if isinstance(value, str) else ""
+        raise RecipeError(f"{where}: {error}{hint}") from error
+    finally:
+        env.close()
 
 
-def check_block(key: str, block: dict[str, Any], where: str, params: dict[str, Any], budget_given: bool) -> None:
+def check_block(key: str, env_id: str, block: dict[str, Any], where: str, params: dict[str, Any], budget_given: bool) -> None:
     """
-    Check the values of recipe ``block`` (at ``where``) with ``-params`` ``params`` applied, for course key ``key``.
+    Check the values of recipe ``block`` (at ``where``) with ``-params`` ``params`` applied, for course key ``key``
+    on ``env_id``.
 
     :param key: course algorithm key
+    :param env_id: the env id
     :param block: the recipe block
     :param where: where the block is, for the messages ("<file> [<block>]")
     :param params: the ``-params`` (they replace the block's values, as in rl-zoo3)
@@ -186,10 +171,11 @@ def check_block(key: str, block: dict[str, Any], where: str, params: dict[str, A
     """
     merged = {**block, **params}
     where_of = defaultdict(lambda: where, {name: "-params" for name in params})
+    # The class first: an env it cannot take makes the rest of the block moot
+    check_constructor_values(key, merged, where_of, env_id)
     check_zoo_values(merged, where_of, budget_given)
     if key == "a3c":
         check_a3c_env_settings(merged, where_of)
-    check_constructor_values(key, merged, where_of)
 
 
 # rl-zoo3 keys that wrap the training env in a VecEnvWrapper
