@@ -16,6 +16,7 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.env_util import make_vec_env
 from test_verify import RUN_OPTIONS_REFUSED
 
+from sb3_course.experiments.store import RunStore
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
 from sb3_course.parity.pairs import Pair, course_recipe, course_settings, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
@@ -262,7 +263,7 @@ def check_output(out: str, n_runs: int) -> None:
         rows = list(csv.DictReader(file))
     assert len(rows) == n_runs * 2  # evaluations at 200 and 400 steps
     assert {row["side"] for row in rows} == {"course_dqn", "dqn (matched)"}
-    assert len(os.listdir(os.path.join(out, "runs"))) == 2 * n_runs
+    assert len(RunStore(os.path.join(out, "runs")).keys()) == n_runs
 
 
 def test_tiny_sweep_writes_report_and_plots(tmp_path):
@@ -299,23 +300,26 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     command = [sys.executable, "-m", "sb3_course.parity", *TINY, "--out", out, "--jobs", "1"]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (os.path.isdir(runs) and any(name.endswith(".json") for name in os.listdir(runs))):
+    archive = os.path.join(runs, "runs.jsonl")
+    while not os.path.exists(archive):
         assert sweep.poll() is None and time.monotonic() < deadline, "no run finished"
         time.sleep(0.2)
     sweep.send_signal(signal.SIGTERM)
     _, stderr = sweep.communicate(timeout=60)
     assert sweep.returncode == 130 and "the same command resumes the sweep" in stderr, stderr[-2000:]
-    finished = {name: open(os.path.join(runs, name)).read() for name in os.listdir(runs) if name.endswith(".json")}
+    with open(archive) as file:
+        finished = {record["key"]: record for record in map(json.loads, file)}
     assert 1 <= len(finished) < 4
-    assert all(json.loads(text)["job"]["env_id"] == "CartPole-v1" for text in finished.values())
+    assert all(record["job"]["env_id"] == "CartPole-v1" for record in finished.values())
     assert not training_processes({"run-course_dqn_", "run-dqn_"}), "orphaned training processes"
 
     completed = parity([*TINY, "--out", out, "--jobs", "2"])
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert f"4 runs, {len(finished)} already finished" in completed.stdout
-    for name, text in finished.items():
-        with open(os.path.join(runs, name)) as file:
-            assert file.read() == text, f"{name} was redone"
+    with open(archive) as file:
+        after = {record["key"]: record for record in map(json.loads, file)}
+    for key, record in finished.items():
+        assert after[key] == record, f"{key} was redone"
     check_output(out, 4)
 
 

@@ -2,61 +2,23 @@
 Running many training jobs (:mod:`sb3_course.experiments.jobs`): a local pool of subprocesses over CPU slots or Ray
 tasks, a resumable run store, and interruption that keeps what finished.
 
-Each job's result is saved under ``<runs>/<key>.npz`` + ``.json`` as soon as it finishes, each renamed into place whole
-(``sb3_course.common.files.atomic_path``), and a sweep skips every job whose result exists: an interrupted sweep
-resumes where it stopped. The key hashes everything that changes the run (algorithm, env, hyperparameters, budget,
-evaluation, seed), so a run shared by two sweeps (the course side of parity's matched and recipe modes) is trained once.
+Each job's result is added to the sweep's run archive (:mod:`sb3_course.experiments.store`) as soon as it finishes, and
+a sweep skips every job whose result exists: an interrupted sweep resumes where it stopped. The key hashes everything
+that changes the run (algorithm, env, hyperparameters, budget, evaluation, seed), so a run shared by two sweeps (the
+course side of parity's matched and recipe modes) is trained once.
 """
 
-import json
-import os
 import signal
 import sys
 import threading
-import time
-import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from sb3_course.common.files import atomic_path, write_text_atomically
-from sb3_course.experiments.jobs import Job, RunResult, run_job, stop_children
-
-
-class RunStore:
-    """The ``runs/`` folder of a sweep: one ``<key>.npz`` (curves) and ``<key>.json`` (job and cost) per run."""
-
-    def __init__(self, folder: str) -> None:
-        self.folder = folder
-        os.makedirs(self.folder, exist_ok=True)
-
-    def has(self, job: Job) -> bool:
-        return os.path.exists(os.path.join(self.folder, f"{job.key}.json"))
-
-    def save(self, job: Job, result: dict[str, Any]) -> None:
-        base = os.path.join(self.folder, job.key)
-        # Each file is renamed into place whole (atomic_path); the .json is written last and marks the run finished
-        with atomic_path(f"{base}.npz") as tmp, open(tmp, "wb") as file:
-            np.savez(file, timesteps=np.asarray(result["timesteps"]), returns=np.asarray(result["returns"]))
-        meta = {"job": asdict(job), "wall_time": result["wall_time"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_text_atomically(f"{base}.json", json.dumps(meta, indent=1))
-
-    def load(self, job: Job) -> RunResult:
-        """The saved run of ``job``; a ``ValueError`` naming the files when they cannot be read."""
-        base = os.path.join(self.folder, job.key)
-        try:
-            with open(f"{base}.json") as file:
-                meta = json.load(file)
-            with np.load(f"{base}.npz") as data:
-                return RunResult(job, data["timesteps"], data["returns"], meta["wall_time"])
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-            raise ValueError(
-                f"run {base}.json / .npz cannot be read ({type(error).__name__}: {error}); delete both to train it again"
-            ) from error
+from sb3_course.experiments.jobs import Job, run_job, stop_children
+from sb3_course.experiments.store import RunStore
 
 
 class CpuSlots:
