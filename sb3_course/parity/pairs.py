@@ -19,7 +19,8 @@ import torch as th
 from sb3_course.common.fast_path import with_fused_adam
 from sb3_course.ddpg.ddpg import learning_rates
 from sb3_course.registry import ALGORITHMS, SB3_DQN_WITHOUT_TARGET_NETWORK, algorithm_of
-from sb3_course.zoo import load_recipes, recipe_block
+from sb3_course.zoo import recipe_block
+from sb3_course.zoo.runs import recipe_budget
 
 MODES = ("matched", "recipe")
 
@@ -57,20 +58,19 @@ class Pair:
         return f"{self.course_label} vs {self.sb3} on {self.env_id}"
 
 
-def default_pair(key: str, eval_freq: int) -> Pair:
-    """``key`` against its SB3 counterpart on its check env, at the budget of the course recipe for that env."""
+def default_pair(key: str) -> Pair:
+    """``key`` against its SB3 counterpart on its check env, at the budget and evaluation frequency of its learning check."""
     algorithm = ALGORITHMS[key]
-    budget = int(float(load_recipes(key)[algorithm.check_env]["n_timesteps"]))
-    return Pair(key, algorithm.sb3_key, algorithm.check_env, budget, eval_freq)
+    budget = recipe_budget(key, algorithm.check_env)
+    return Pair(key, algorithm.sb3_key, algorithm.check_env, budget, algorithm.learning_check.eval_freq)
 
 
-# The evaluation frequencies of the slow learning tests (tests/test_learning_*.py), which train the same recipes
 DEFAULT_PAIRS = (
-    default_pair("course_dqn", 5_000),
-    default_pair("reinforce", 10_000),
-    default_pair("a3c", 10_000),
-    default_pair("course_ddpg", 2_000),
-    default_pair("course_sac", 2_000),
+    default_pair("course_dqn"),
+    default_pair("reinforce"),
+    default_pair("a3c"),
+    default_pair("course_ddpg"),
+    default_pair("course_sac"),
 )
 
 # A2C's rollout length where a course side learns from whole episodes (REINFORCE, A3C by default): CartPole-v1's
