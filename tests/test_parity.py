@@ -18,9 +18,10 @@ from test_verify import RUN_OPTIONS_REFUSED
 
 from sb3_course.experiments.store import RunStore
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
-from sb3_course.parity.pairs import Pair, course_recipe, course_settings, parse_pair
+from sb3_course.parity.pairs import Pair, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
 from sb3_course.zoo import COURSE_ALGOS
+from sb3_course.zoo.matched import course_recipe, course_settings
 
 TOLERANCE = 0.1
 # Keys rl-zoo3's ExperimentManager reads itself rather than passing to the algorithm
@@ -223,7 +224,7 @@ def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows()
 
 def test_sb3_expressible_course_settings_leave_the_matched_sides_one_configuration():
     from sb3_course.parity.cli import parse_args
-    from sb3_course.parity.pairs import REPLAY_KEYS, SB3_EXPRESSIBLE
+    from sb3_course.zoo.matched import REPLAY_KEYS, SB3_EXPRESSIBLE
 
     (pair,) = parse_args(
         ["--pairs", "course_ddpg:ddpg", "--mode", "matched", "--course-params", *SB3_EXPRESSIBLE["course_ddpg"]]

@@ -17,7 +17,7 @@ import pytest
 
 from sb3_course.parity import DEFAULT_PAIRS
 from sb3_course.parity.cli import main as parity
-from sb3_course.parity.pairs import SB3_EXPRESSIBLE
+from sb3_course.zoo.matched import SB3_EXPRESSIBLE
 
 SEEDS = {"course_dqn": 10, "reinforce": 10, "course_ddpg": 20, "a3c": 20}
 

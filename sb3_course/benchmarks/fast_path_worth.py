@@ -29,10 +29,10 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_course.benchmarks.matchups import matchups
 from sb3_course.benchmarks.speed import CLASSES
 from sb3_course.common import fast_path
 from sb3_course.registry import ALGORITHMS
+from sb3_course.zoo.matched import matchups
 
 # The algorithms that train through the fast path, the modules of their train() methods, and the algorithms whose
 # actor loss freezes a critic

@@ -10,9 +10,10 @@ import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.experiments.jobs import RunResult
-from sb3_course.parity.pairs import MATCHING_GAPS, Pair
+from sb3_course.parity.pairs import Pair
 from sb3_course.parity.stats import Comparison, compare, pair_verdict, run_scores
 from sb3_course.registry import SCORE_RANGES, normalise
+from sb3_course.zoo.matched import MATCHING_GAPS
 
 CURVE_REPS = 1_000
 
