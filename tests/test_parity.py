@@ -95,6 +95,29 @@ def test_intervals_are_reproducible_and_leave_numpy_global_state_alone():
     )
 
 
+def test_curve_plots_of_the_same_runs_are_the_same_bytes(tmp_path):
+    # The CI bands are rliable bootstraps too: a --report-only redraw must give the committed PNG
+    from sb3_course.experiments.jobs import Job, RunResult
+    from sb3_course.parity.report import evaluate, plot_curves
+
+    rng = np.random.default_rng(0)
+    pair = Pair("course_dqn", "dqn", "CartPole-v1", 400, 200)
+
+    def runs(algo: str) -> list[RunResult]:
+        timesteps = np.array([200, 400])
+        return [
+            RunResult(Job(algo, "CartPole-v1", seed, 400, 200, 2), timesteps, rng.uniform(0, 500, (2, 2)), 1.0)
+            for seed in range(5)
+        ]
+
+    result = evaluate(pair, "matched", runs("course_dqn"), runs("dqn"), 0.1, 1)
+    np.random.seed(1)
+    plot_curves(result, str(tmp_path / "first.png"))
+    np.random.seed(2)
+    plot_curves(result, str(tmp_path / "second.png"))
+    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
+
+
 def test_too_few_seeds_is_inconclusive_even_when_identical():
     assert verdict(0.0, (0.0, 0.0), TOLERANCE, 2, 5) == ("INCONCLUSIVE", "fewer than 3 seeds on a side")
 
