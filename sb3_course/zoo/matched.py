@@ -103,7 +103,7 @@ def course_recipe(key: str, env_id: str, overrides: dict[str, Any] | None = None
 
 def class_defaults(cls: type) -> dict[str, Any]:
     """The default arguments of ``cls.__init__`` (where a default is stated once: in the signature)."""
-    parameters = inspect.signature(cls.__init__).parameters
+    parameters = inspect.signature(cls).parameters
     return {name: p.default for name, p in parameters.items() if p.default is not inspect.Parameter.empty}
 
 
