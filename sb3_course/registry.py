@@ -7,8 +7,11 @@ The facts about the course algorithms and the envs they are measured on, each st
   defaults: the action spaces are the class's ``supported_action_spaces``, the observation spaces the ones its
   construction check accepts (:data:`sb3_course.common.validation.SUPPORTED_OBSERVATION_SPACES`), the network
   sizes each package's ``COURSE_NET_ARCH``;
+- per rl-zoo3 key, its learning check (:class:`LearningCheck`: ``tests/test_learning_*.py``,
+  ``python -m sb3_course.benchmarks.learning --spec <key>``, parity's default pairs). Its budget is the
+  ``n_timesteps`` of the course recipe for the check env (``hyperparams/<key>.yml``), the recipe's fact;
 - per env id (:data:`SCORE_RANGES`): the return of a random policy and the reference return, the 0 and 1 of a
-  normalised score.
+  normalised score; (:data:`SOLVED_RETURNS`) the return at which a learning check counts a final model solved.
 """
 
 import copy
@@ -36,6 +39,34 @@ from sb3_course.reinforce.policies import COURSE_NET_ARCH as REINFORCE_NET_ARCH
 from sb3_course.sac import CourseSAC
 
 
+@dataclass(frozen=True)
+class LearningCheck:
+    """
+    What a course algorithm must learn with its recipe on its check env: on seeds ``0 .. n_seeds - 1``, the final
+    model's mean deterministic return over ``final_episodes`` episodes reaches the env's solved return
+    (:data:`SOLVED_RETURNS`) on at least ``min_solved`` seeds.
+
+    :param eval_freq: steps between the evaluations during training (the learning curve)
+    :param n_seeds: seeds 0 to ``n_seeds - 1``
+    :param min_solved: how many final models must reach the solved return
+    :param final_episodes: deterministic episodes of the final model's evaluation
+    """
+
+    eval_freq: int
+    n_seeds: int
+    min_solved: int
+    final_episodes: int
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(range(self.n_seeds))
+
+
+# The two off-policy recipes held on 9 of 10 seeds they were tuned on and 1 of 3 elsewhere: they are checked on 20
+TWENTY_SEEDS: dict[str, Any] = {"n_seeds": 20, "min_solved": 19, "final_episodes": 20}
+TEN_SEEDS: dict[str, Any] = {"n_seeds": 10, "min_solved": 9, "final_episodes": 10}
+
+
 @dataclass(frozen=True, eq=False)
 class Algorithm:
     """
@@ -49,6 +80,7 @@ class Algorithm:
         by default)
     :param check_env: the env of the algorithm's learning check (``tests/test_learning_*.py``), default parity pair
         and bench matchup
+    :param learning_check: the learning check on ``check_env``
     :param sb3_trainable_policy: a course policy that the SB3 counterpart can train itself (the matched parity
         side uses it), or ``None``
     """
@@ -59,6 +91,7 @@ class Algorithm:
     sb3_class: type[BaseAlgorithm]
     course_policy_kwargs: dict[str, Any]
     check_env: str
+    learning_check: LearningCheck
     sb3_trainable_policy: type[BasePolicy] | None = None
 
     @property
@@ -83,7 +116,16 @@ class Algorithm:
 ALGORITHMS: dict[str, Algorithm] = {
     algorithm.key: algorithm
     for algorithm in (
-        Algorithm("course_dqn", CourseDQN, "dqn", DQN, {"net_arch": DQN_NET_ARCH}, "CartPole-v1", CourseDQNPolicy),
+        Algorithm(
+            "course_dqn",
+            CourseDQN,
+            "dqn",
+            DQN,
+            {"net_arch": DQN_NET_ARCH},
+            "CartPole-v1",
+            LearningCheck(5_000, **TWENTY_SEEDS),
+            CourseDQNPolicy,
+        ),
         Algorithm(
             "course_ddpg",
             CourseDDPG,
@@ -91,12 +133,25 @@ ALGORITHMS: dict[str, Algorithm] = {
             DDPG,
             {"net_arch": DDPG_NET_ARCH, "state_encoder_dim": COURSE_ENCODER_DIM, "action_encoder_dim": COURSE_ENCODER_DIM},
             "Pendulum-v1",
+            LearningCheck(2_000, **TWENTY_SEEDS),
             CourseDDPGPolicy,
         ),
         # The course SAC's hidden sizes (256, 256) are SACPolicy's default, which CourseSACPolicy keeps
-        Algorithm("course_sac", CourseSAC, "sac", SAC, {"net_arch": [256, 256]}, "Pendulum-v1"),
-        Algorithm("reinforce", REINFORCE, "a2c", A2C, {"net_arch": REINFORCE_NET_ARCH}, "CartPole-v1"),
-        Algorithm("a3c", A3C, "a2c", A2C, {"net_arch": A3C_NET_ARCH}, "CartPole-v1", A3CPolicy),
+        Algorithm(
+            "course_sac", CourseSAC, "sac", SAC, {"net_arch": [256, 256]}, "Pendulum-v1", LearningCheck(2_000, **TEN_SEEDS)
+        ),
+        Algorithm(
+            "reinforce",
+            REINFORCE,
+            "a2c",
+            A2C,
+            {"net_arch": REINFORCE_NET_ARCH},
+            "CartPole-v1",
+            LearningCheck(10_000, **TEN_SEEDS),
+        ),
+        Algorithm(
+            "a3c", A3C, "a2c", A2C, {"net_arch": A3C_NET_ARCH}, "CartPole-v1", LearningCheck(10_000, **TEN_SEEDS), A3CPolicy
+        ),
     )
 }
 
@@ -134,6 +189,11 @@ SCORE_RANGES: dict[str, ScoreRange] = {
     "InvertedPendulum-v5": ScoreRange(5.1, 950.0),
     "Reacher-v5": ScoreRange(-42.9, -3.75),
 }
+
+
+# The return at which a learning check counts a final model solved: CartPole's registered reward_threshold (its
+# reference return); for Pendulum (none registered) -200, a swing-up held from most start states
+SOLVED_RETURNS: dict[str, float] = {"CartPole-v1": SCORE_RANGES["CartPole-v1"].reference, "Pendulum-v1": -200.0}
 
 
 def score_range(env_id: str) -> ScoreRange:

@@ -25,13 +25,13 @@ import numpy as np
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.experiments.jobs import Job, RunResult
 from sb3_course.experiments.runner import (
-    RunStore,
     exit_on_damaged_run,
     exit_without_runs,
     run_interruptibly,
     run_local,
     run_unfinished,
 )
+from sb3_course.experiments.store import RunStore
 from sb3_course.registry import SCORE_RANGES, normalise
 from sb3_course.zoo import COURSE_ALGOS, load_recipes
 from sb3_course.zoo.checks import OneLineParser, check_job, check_output_folder, positive_int

@@ -332,7 +332,7 @@ def test_a2c_updates_callback_of_the_implementation_check_reaches_the_workers(mo
     """
     from rl_zoo3.utils import get_callback_list
 
-    from sb3_course.parity.pairs import SB3_EXPRESSIBLE
+    from sb3_course.zoo.matched import SB3_EXPRESSIBLE
 
     (name,) = [param.partition(":")[2] for param in SB3_EXPRESSIBLE["a3c"] if param.startswith("callback:")]
     (callback,) = get_callback_list({"callback": name})

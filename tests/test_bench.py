@@ -12,10 +12,10 @@ import torch as th
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from sb3_course.benchmarks import gpu_check
-from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, matchups
 from sb3_course.benchmarks.speed import cpu_name, make_model, measure_run
 from sb3_course.cli import main
 from sb3_course.registry import SCORE_RANGES
+from sb3_course.zoo.matched import MATCHUPS, NET_SIZES, matchups
 
 SHARED_SETTINGS = ("learning_starts", "batch_size", "buffer_size", "train_freq", "gradient_steps", "gamma", "tau")
 

@@ -1,6 +1,6 @@
 """
 Stored runs that parse but hold values no training run writes (issue 27): ``RunStore.load`` refuses them with one
-message naming the files, and ``verify`` / ``parity --report-only`` turn it into one line and exit status 2.
+message naming the run and its archive, and ``verify`` / ``parity --report-only`` turn it into one line and exit status 2.
 """
 
 import json
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sb3_course.experiments.jobs import Job
-from sb3_course.experiments.runner import DamagedRunError, RunStore
+from sb3_course.experiments.store import DamagedRunError, RunStore
 
 JOB = Job("course_dqn", "CartPole-v1", 0, 400, 200, 2)
 GOOD = {"timesteps": [200, 400], "returns": [[9.0, 10.0], [20.0, 22.0]], "wall_time": 3.5}
@@ -34,19 +34,19 @@ DAMAGED = {
 
 
 def write_run(folder: str, job: Job, **changes) -> None:
-    """A run of ``job`` in ``folder`` as ``RunStore.save`` writes it, with ``changes`` to its values."""
-    RunStore(folder).save(job, GOOD)
-    values = {**GOOD, **changes}
-    base = os.path.join(folder, job.key)
-    np.savez(f"{base}.npz", timesteps=np.asarray(values["timesteps"]), returns=np.asarray(values["returns"]))
-    with open(f"{base}.json") as file:
-        meta = json.load(file)
-    if values["wall_time"] is None:
-        del meta["wall_time"]
-    else:
-        meta["wall_time"] = values["wall_time"]
-    with open(f"{base}.json", "w") as file:
-        json.dump(meta, file)
+    """A run of ``job`` in ``folder`` as ``RunStore.save`` writes it, with ``changes`` to its values in the archive."""
+    store = RunStore(folder)
+    store.save(job, GOOD)
+    with open(store.path) as file:
+        records = [json.loads(line) for line in file]
+    for record in records:
+        if record["key"] == job.key:
+            for name, value in changes.items():
+                record[name] = np.asarray(value).tolist() if isinstance(value, np.ndarray) else value
+            if record["wall_time"] is None:
+                del record["wall_time"]
+    with open(store.path, "w") as file:
+        file.writelines(json.dumps(record) + "\n" for record in records)
 
 
 def test_a_good_run_loads(tmp_path):
@@ -56,20 +56,20 @@ def test_a_good_run_loads(tmp_path):
 
 
 @pytest.mark.parametrize("case", sorted(DAMAGED))
-def test_a_run_with_wrong_values_names_its_files(case, tmp_path):
+def test_a_run_with_wrong_values_names_the_run_and_its_archive(case, tmp_path):
     changes, message = DAMAGED[case]
     write_run(str(tmp_path), JOB, **changes)
     with pytest.raises(DamagedRunError) as error:
         RunStore(str(tmp_path)).load(JOB)
     text = str(error.value)
-    assert text.startswith(f"run {tmp_path / JOB.key}.json / .npz cannot be read (") and message in text, text
-    assert text.endswith("; delete both to train it again") and "\n" not in text
+    assert text.startswith(f"run {JOB.key} in {tmp_path / 'runs.jsonl'} cannot be read (") and message in text, text
+    assert text.endswith("; delete it to train it again") and "\n" not in text
 
 
-def test_a_json_that_is_not_an_object_names_its_files(tmp_path):
+def test_an_archive_line_that_is_not_an_object_names_the_line(tmp_path):
     write_run(str(tmp_path), JOB)
-    (tmp_path / f"{JOB.key}.json").write_text("[1, 2]")
-    with pytest.raises(DamagedRunError, match=r"cannot be read \(TypeError: .*delete both"):
+    (tmp_path / "runs.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(DamagedRunError, match=r"line 1 of .*runs.jsonl is not a run \(TypeError: .*delete that line"):
         RunStore(str(tmp_path)).load(JOB)
 
 
@@ -83,7 +83,7 @@ def test_verify_report_only_over_a_damaged_run(tmp_path, refused):
     write_run(runs, jobs[0])
     write_run(runs, jobs[1], returns=[1.0, 2.0])
     line = refused(lambda: main(argv), "sb3-course verify: error: run ", "returns must be a non-empty 2-D array")
-    assert f"{jobs[1].key}.json / .npz cannot be read" in line and line.endswith("delete both to train it again")
+    assert f"run {jobs[1].key} in {runs}/runs.jsonl cannot be read" in line and line.endswith("delete it to train it again")
     assert sorted(os.listdir(tmp_path / "out")) == ["runs"], "a report was written"
 
 
@@ -98,7 +98,7 @@ def test_parity_report_only_over_a_damaged_run(tmp_path, refused):
         write_run(args.runs, job)
     write_run(args.runs, sb3[1], wall_time="12")
     line = refused(lambda: main(argv), "sb3-course parity: error: run ", "wall_time must be a positive number")
-    assert f"{sb3[1].key}.json / .npz cannot be read" in line
+    assert f"run {sb3[1].key} in {args.runs}/runs.jsonl cannot be read" in line
     assert sorted(os.listdir(tmp_path)) == ["runs"], "a report was written"
 
 

@@ -23,6 +23,8 @@ HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 # a course-note file name (``002_fef73cea9fc3438e.txt``) or its number as a citation ("(001: ...", "(002, ...")
 NOTE_FILE = re.compile(r"\b\d{3}_[0-9a-f]{16}\b|\(00[0-4][:,)]")
 SESSION = re.compile(r"\b[Ss]ession[ -]?\d|\b[Ss]essions \d")
+# The headings of a history section: what was removed, tried, or is not re-run belongs in git
+HISTORY = re.compile(r"Removed because|Tried and not kept|Not yet re-run|[Ss]uperseded|\(issue \d+\)")
 
 
 def tracked_files() -> set[str]:
@@ -116,7 +118,9 @@ def test_no_course_note_file_names_in_the_source(name):
 def test_docs_are_no_work_diary(name):
     text = (ROOT / name).read_text(encoding="utf-8")
     markers = [
-        f"{name}:{number}: {line.strip()[:100]}" for number, line in enumerate(text.splitlines(), 1) if SESSION.search(line)
+        f"{name}:{number}: {line.strip()[:100]}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if SESSION.search(line) or HISTORY.search(line)
     ]
     assert markers == [], "state what is measured today; history belongs in git"
 
@@ -127,6 +131,8 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     assert not NOTE_FILE.search("learning_rate:0.001 (course: 10 000)")
     assert SESSION.search("### Session 7 (CourseDDPG)") and SESSION.search("after the session-6 changes")
     assert not SESSION.search("start_new_session=True")
+    assert HISTORY.search("## Tried and not kept") and HISTORY.search("# GPU (issue 21)")
+    assert not HISTORY.search("see issue 28 for the open question")
     sample = "# A title\n## Matched mode: SB3's loop, seed by seed\n[x](#matched-mode-sb3s-loop-seed-by-seed) [y](#nope)\n"
     assert anchors(sample) == {"a-title", "matched-mode-sb3s-loop-seed-by-seed"}
     assert LINK.findall(prose(sample)) == ["#matched-mode-sb3s-loop-seed-by-seed", "#nope"]

@@ -16,12 +16,13 @@ from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.env_util import make_vec_env
 from test_verify import RUN_OPTIONS_REFUSED
 
-from sb3_course.experiments.runner import RunStore
+from sb3_course.experiments.store import RunStore
 from sb3_course.parity import DEFAULT_PAIRS, compare, matched_hyperparams, pair_verdict
 from sb3_course.parity.cli import jobs_of, parse_args, results_of
-from sb3_course.parity.pairs import Pair, course_recipe, course_settings, parse_pair
+from sb3_course.parity.pairs import Pair, parse_pair
 from sb3_course.parity.stats import seeds_needed, verdict
 from sb3_course.zoo import COURSE_ALGOS
+from sb3_course.zoo.matched import course_recipe, course_settings
 
 TOLERANCE = 0.1
 # Keys rl-zoo3's ExperimentManager reads itself rather than passing to the algorithm
@@ -93,6 +94,29 @@ def test_intervals_are_reproducible_and_leave_numpy_global_state_alone():
         second.difference_ci,
         second.improvement_ci,
     )
+
+
+def test_curve_plots_of_the_same_runs_are_the_same_bytes(tmp_path):
+    # The CI bands are rliable bootstraps too: a --report-only redraw must give the committed PNG
+    from sb3_course.experiments.jobs import Job, RunResult
+    from sb3_course.parity.report import evaluate, plot_curves
+
+    rng = np.random.default_rng(0)
+    pair = Pair("course_dqn", "dqn", "CartPole-v1", 400, 200)
+
+    def runs(algo: str) -> list[RunResult]:
+        timesteps = np.array([200, 400])
+        return [
+            RunResult(Job(algo, "CartPole-v1", seed, 400, 200, 2), timesteps, rng.uniform(0, 500, (2, 2)), 1.0)
+            for seed in range(5)
+        ]
+
+    result = evaluate(pair, "matched", runs("course_dqn"), runs("dqn"), 0.1, 1)
+    np.random.seed(1)
+    plot_curves(result, str(tmp_path / "first.png"))
+    np.random.seed(2)
+    plot_curves(result, str(tmp_path / "second.png"))
+    assert (tmp_path / "first.png").read_bytes() == (tmp_path / "second.png").read_bytes()
 
 
 def test_too_few_seeds_is_inconclusive_even_when_identical():
@@ -224,7 +248,7 @@ def test_course_params_change_the_course_side_and_the_matched_sb3_side_follows()
 
 def test_sb3_expressible_course_settings_leave_the_matched_sides_one_configuration():
     from sb3_course.parity.cli import parse_args
-    from sb3_course.parity.pairs import REPLAY_KEYS, SB3_EXPRESSIBLE
+    from sb3_course.zoo.matched import REPLAY_KEYS, SB3_EXPRESSIBLE
 
     (pair,) = parse_args(
         ["--pairs", "course_ddpg:ddpg", "--mode", "matched", "--course-params", *SB3_EXPRESSIBLE["course_ddpg"]]
@@ -264,7 +288,7 @@ def check_output(out: str, n_runs: int) -> None:
         rows = list(csv.DictReader(file))
     assert len(rows) == n_runs * 2  # evaluations at 200 and 400 steps
     assert {row["side"] for row in rows} == {"course_dqn", "dqn (matched)"}
-    assert len(os.listdir(os.path.join(out, "runs"))) == 2 * n_runs
+    assert len(RunStore(os.path.join(out, "runs")).keys()) == n_runs
 
 
 def test_tiny_sweep_writes_report_and_plots(tmp_path):
@@ -301,23 +325,26 @@ def test_killed_sweep_resumes_without_redoing_finished_runs(tmp_path):
     command = [sys.executable, "-m", "sb3_course.parity", *TINY, "--out", out, "--jobs", "1"]
     sweep = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (os.path.isdir(runs) and any(name.endswith(".json") for name in os.listdir(runs))):
+    archive = os.path.join(runs, "runs.jsonl")
+    while not os.path.exists(archive):
         assert sweep.poll() is None and time.monotonic() < deadline, "no run finished"
         time.sleep(0.2)
     sweep.send_signal(signal.SIGTERM)
     _, stderr = sweep.communicate(timeout=60)
     assert sweep.returncode == 130 and "the same command resumes the sweep" in stderr, stderr[-2000:]
-    finished = {name: open(os.path.join(runs, name)).read() for name in os.listdir(runs) if name.endswith(".json")}
+    with open(archive) as file:
+        finished = {record["key"]: record for record in map(json.loads, file)}
     assert 1 <= len(finished) < 4
-    assert all(json.loads(text)["job"]["env_id"] == "CartPole-v1" for text in finished.values())
+    assert all(record["job"]["env_id"] == "CartPole-v1" for record in finished.values())
     assert not training_processes({"run-course_dqn_", "run-dqn_"}), "orphaned training processes"
 
     completed = parity([*TINY, "--out", out, "--jobs", "2"])
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert f"4 runs, {len(finished)} already finished" in completed.stdout
-    for name, text in finished.items():
-        with open(os.path.join(runs, name)) as file:
-            assert file.read() == text, f"{name} was redone"
+    with open(archive) as file:
+        after = {record["key"]: record for record in map(json.loads, file)}
+    for key, record in finished.items():
+        assert after[key] == record, f"{key} was redone"
     check_output(out, 4)
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from sb3_course.parity import DEFAULT_PAIRS
 from sb3_course.parity.cli import main as parity
-from sb3_course.parity.pairs import SB3_EXPRESSIBLE
+from sb3_course.zoo.matched import SB3_EXPRESSIBLE
 
 SEEDS = {"course_dqn": 10, "course_ddpg": 20, "a3c": 20}
 CHECKED_PAIRS = [pair for pair in DEFAULT_PAIRS if pair.course != "reinforce"]

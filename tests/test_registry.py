@@ -18,8 +18,11 @@ from gymnasium import spaces
 from test_conformance import SpaceEnv
 
 import sb3_course
+from sb3_course.benchmarks import learning
+from sb3_course.benchmarks.learning import LearningRun
 from sb3_course.common.validation import UnsupportedSpaceError
-from sb3_course.registry import ALGORITHMS, SCORE_RANGES, algorithm_of, normalise, score_range
+from sb3_course.registry import ALGORITHMS, SCORE_RANGES, SOLVED_RETURNS, algorithm_of, normalise, score_range
+from sb3_course.zoo import load_recipes
 
 PACKAGE = Path(sb3_course.__file__).parent
 # The packages that own the course network sizes the registry reads
@@ -125,6 +128,29 @@ def test_normalise_and_unknown_names():
         score_range("Foo-v0")
     with pytest.raises(ValueError, match="unknown course algorithm 'foo'; expected one of course_dqn"):
         algorithm_of("foo")
+
+
+@pytest.mark.parametrize("key", list(ALGORITHMS))
+@pytest.mark.parametrize("unsolved", [1, 2])
+def test_learning_check_trains_the_registry_spec_at_the_recipe_budget(key, unsolved, monkeypatch):
+    algorithm = ALGORITHMS[key]
+    check, solved_return = algorithm.learning_check, SOLVED_RETURNS[algorithm.check_env]
+    calls = []
+
+    def train_seeds(algo, env_id, seeds, n_timesteps, eval_freq, jobs, **kwargs):
+        calls.append((algo, env_id, seeds, n_timesteps, eval_freq, jobs, kwargs["final_episodes"]))
+        finals = {seed: solved_return - (seed < unsolved) for seed in seeds}
+        return [LearningRun(seed, np.array([eval_freq]), np.array([final]), final, 1.0) for seed, final in finals.items()]
+
+    monkeypatch.setattr(learning, "train_seeds", train_seeds)
+    table, passed = learning.learning_check(key)
+    budget = int(float(load_recipes(key)[algorithm.check_env]["n_timesteps"]))
+    # A3C's recipe runs 2 worker processes: one seed at a time on 2 CPU slots
+    jobs = 1 if key == "a3c" else 2
+    assert calls == [(key, algorithm.check_env, check.seeds, budget, check.eval_freq, jobs, check.final_episodes)]
+    assert check.seeds == list(range(check.n_seeds)) and check.min_solved == check.n_seeds - 1
+    assert passed is (unsolved == 1), table
+    assert f"{check.n_seeds - unsolved} of {check.n_seeds} final models reach {solved_return}" in table
 
 
 # --- one statement per fact ----------------------------------------------------------------------------------------

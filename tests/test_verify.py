@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from sb3_course.experiments.runner import RunStore
+from sb3_course.experiments.store import RunStore
 from sb3_course.verify import jobs_of, main, parse_args, recipe_blocks
 
 TINY = ["--algos", "reinforce", "--envs", "CartPole-v1", "--seeds", "2", "-n", "200", "--evaluations", "2"]

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +25,10 @@ import torch as th
 from stable_baselines3 import DQN
 
 from sb3_course import CourseDQN
+from sb3_course.common import files
 from sb3_course.common.files import atomic_path, remove_stale_temporaries, write_text_atomically
 from sb3_course.experiments.jobs import Job
-from sb3_course.experiments.runner import RunStore
+from sb3_course.experiments.store import RunStore, convert, record_of
 
 JOB = Job("course_dqn", "CartPole-v1", 0, 400, 200, 2)
 
@@ -80,16 +82,14 @@ def test_directory_at_the_target(tmp_path):
     assert only_files(tmp_path) == ["model.zip"] and (tmp_path / "model.zip").is_dir()
 
 
-def test_run_store_does_not_follow_a_link_at_its_old_temporary_name(tmp_path):
-    # The store wrote <key>.npz.tmp and <key>.json.tmp with open(): a link planted there was written through
+def test_run_store_does_not_write_through_a_link_planted_at_its_archive(tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("another user's file")
     store = RunStore(str(tmp_path / "runs"))
-    for suffix in (".npz.tmp", ".json.tmp", ".json"):
-        os.symlink(victim, tmp_path / "runs" / f"{JOB.key}{suffix}")
-    store.save(JOB, result(1.0))
+    os.symlink(victim, tmp_path / "runs" / "runs.jsonl")
+    with pytest.raises(ValueError, match=r"line 1 of .*runs\.jsonl is not a run .*delete that line"):
+        store.save(JOB, result(1.0))
     assert victim.read_text() == "another user's file"
-    assert store.load(JOB).wall_time == 1.0
 
 
 # -- permissions -----------------------------------------------------------------------------------------------
@@ -212,7 +212,18 @@ def test_concurrent_run_store_writers_leave_one_whole_run(tmp_path):
     for thread in threads:
         thread.join(timeout=120)
     assert not errors, errors
-    assert only_files(tmp_path) == [f"{JOB.key}.json", f"{JOB.key}.npz"]
+    assert only_files(tmp_path) == ["runs.jsonl"]
+
+
+def test_run_stores_of_one_folder_keep_each_others_runs(tmp_path):
+    # Each store holds its own thread lock: only the lock on the folder keeps two writers from losing a run
+    jobs = [Job("course_dqn", "CartPole-v1", seed, 400, 200, 2) for seed in range(8)]
+    threads = [threading.Thread(target=RunStore(str(tmp_path)).save, args=(job, result(1.0))) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert RunStore(str(tmp_path)).keys() == sorted(job.key for job in jobs)
 
 
 def test_concurrent_model_saves_leave_one_whole_model(tmp_path):
@@ -279,27 +290,55 @@ def test_stale_temporaries_of_other_hosts_are_left_alone(tmp_path):
 # -- full disk, damaged store ----------------------------------------------------------------------------------
 
 
-def test_run_store_on_a_full_disk_keeps_the_previous_run(tmp_path, monkeypatch):
+def test_run_store_on_a_full_disk_keeps_the_previous_runs(tmp_path, monkeypatch):
     store = RunStore(str(tmp_path))
     store.save(JOB, result(1.0))
 
-    def full(file, **arrays):
-        file.write(b"PK half")
+    def full(path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(np, "savez", full)
-    with pytest.raises(OSError, match=rf"could not write .*{JOB.key}\.npz: No space left on device") as error:
+    monkeypatch.setattr(files, "_fsync", full)
+    with pytest.raises(OSError, match=r"could not write .*runs\.jsonl: No space left on device") as error:
         store.save(JOB, result(2.0))
     assert error.value.errno == errno.ENOSPC
-    assert store.load(JOB).wall_time == 1.0 and only_files(tmp_path) == [f"{JOB.key}.json", f"{JOB.key}.npz"]
+    assert store.load(JOB).wall_time == 1.0 and only_files(tmp_path) == ["runs.jsonl"]
 
 
-def test_damaged_run_names_its_files(tmp_path):
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", r"line 2 of .*runs\.jsonl is not a run \(JSONDecodeError.*delete that line to train its run again"),
+        ('{"returns": []}', r"line 2 of .*runs\.jsonl is not a run \(KeyError: 'key'\)"),
+        (
+            json.dumps({**record_of(JOB, result(1.0), ""), "returns": [1.0]}),
+            rf"run {JOB.key} in .*runs\.jsonl cannot be read \(ValueError: returns must be a non-empty 2-D .*delete it",
+        ),
+        (
+            json.dumps({**record_of(JOB, result(1.0), ""), "wall_time": "soon"}),
+            r"cannot be read \(ValueError: wall_time must be a positive number of seconds, got 'soon'\)",
+        ),
+    ],
+)
+def test_damaged_run_names_the_archive_and_its_line(tmp_path, line, message):
     store = RunStore(str(tmp_path))
-    store.save(JOB, result(1.0))
-    (tmp_path / f"{JOB.key}.npz").write_bytes(b"PK not a whole npz")
-    with pytest.raises(ValueError, match=rf"run .*{JOB.key}\.json / \.npz cannot be read .*delete both to train it again"):
+    store.save(Job("course_dqn", "CartPole-v1", 1, 400, 200, 2), result(1.0))
+    with open(tmp_path / "runs.jsonl", "a") as file:
+        file.write(line + "\n")
+    with pytest.raises(ValueError, match=message):
         store.load(JOB)
+
+
+def test_per_run_files_of_an_older_store_are_converted_bit_for_bit(tmp_path):
+    returns = np.random.default_rng(0).normal(size=(2, 2))
+    np.savez(tmp_path / f"{JOB.key}.npz", timesteps=np.array([200, 400]), returns=returns)
+    meta = {"job": {name: value for name, value in asdict(JOB).items() if name != "extra_args"}, "wall_time": 0.1}
+    (tmp_path / f"{JOB.key}.json").write_text(json.dumps({**meta, "finished": "2026-01-01T00:00:00"}))
+    with pytest.raises(ValueError, match=rf"{tmp_path} holds the per-run files .*python -m sb3_course\.experiments\.store"):
+        RunStore(str(tmp_path))
+    assert convert(str(tmp_path)) == 1
+    assert only_files(tmp_path) == ["runs.jsonl"]
+    run = RunStore(str(tmp_path)).load(JOB)
+    assert run.returns.dtype == returns.dtype and np.array_equal(run.returns, returns) and run.wall_time == 0.1
 
 
 def test_atomic_path_removes_its_temporary_file_when_the_body_fails(tmp_path):

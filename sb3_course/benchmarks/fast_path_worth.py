@@ -27,10 +27,10 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from sb3_course.benchmarks.matchups import matchups
 from sb3_course.benchmarks.speed import CLASSES
 from sb3_course.common import fast_path
 from sb3_course.registry import ALGORITHMS
+from sb3_course.zoo.matched import matchups
 
 # The algorithms that train through the fast path
 ALGOS = tuple(key for key, algorithm in ALGORITHMS.items() if issubclass(algorithm.course_class, fast_path.FastOffPolicyMixin))

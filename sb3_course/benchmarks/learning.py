@@ -3,8 +3,11 @@ Learning checks: train a course algorithm from its YAML recipe with ``sb3-course
 seeds and report the return of the final model (the ``<env>.zip`` saved at the end of training, loaded again and
 evaluated over deterministic episodes), with the evaluations that rl-zoo3's ``EvalCallback`` recorded on the way.
 
-Used by the slow learning tests and, from the command line, to produce the figures in ``docs/results.md``::
+Used by the slow learning tests and, from the command line, to produce the figures in ``docs/results.md``. A course
+algorithm's learning check (its env, seeds, evaluation, how many must solve: ``sb3_course.registry``; its budget: the
+recipe's ``n_timesteps``), or any other run::
 
+    python -m sb3_course.benchmarks.learning --spec course_dqn
     python -m sb3_course.benchmarks.learning --algo course_dqn --env CartPole-v1 -n 100000 \\
         --eval-freq 5000 --threshold 475 --seeds 0 1 2 3 4 --jobs 2
 """
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sb3_course.experiments.jobs import Job, train
-from sb3_course.zoo.runs import final_model_return
+from sb3_course.registry import SOLVED_RETURNS, algorithm_of
+from sb3_course.zoo.runs import cpus_of, final_model_return, recipe_budget
 
 
 @dataclass
@@ -96,26 +100,57 @@ def markdown_table(runs: list[LearningRun], threshold: float) -> str:
     return "\n".join(lines)
 
 
+def learning_check(algo: str, cpus: int = 2, **kwargs) -> tuple[str, bool]:
+    """
+    Run the learning check of a course algorithm (``sb3_course.registry``: env, seeds, evaluation frequency, final
+    episodes, how many must solve; the recipe's budget) on ``cpus`` CPU slots; return the table and whether it passed.
+    """
+    algorithm = algorithm_of(algo)
+    check, env_id = algorithm.learning_check, algorithm.check_env
+    threshold = SOLVED_RETURNS[env_id]
+    # A3C runs one process per worker
+    jobs = max(1, cpus // cpus_of(algo, env_id, {}))
+    runs = train_seeds(
+        algo, env_id, check.seeds, recipe_budget(algo, env_id), check.eval_freq, jobs,
+        final_episodes=check.final_episodes, **kwargs,
+    )  # fmt: skip
+    solved = sum(run.solved(threshold) for run in runs)
+    table = f"{markdown_table(runs, threshold)}\nThe check needs {check.min_solved} of {len(runs)}."
+    return table, solved >= check.min_solved
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--algo", required=True)
-    parser.add_argument("--env", required=True)
-    parser.add_argument("-n", "--n-timesteps", type=int, required=True)
-    parser.add_argument("--eval-freq", type=int, required=True)
+    parser.add_argument("--spec", metavar="KEY", help="run the learning check of a course algorithm (alone)")
+    parser.add_argument("--algo")
+    parser.add_argument("--env")
+    parser.add_argument("-n", "--n-timesteps", type=int)
+    parser.add_argument("--eval-freq", type=int)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--final-episodes", type=int, default=None, help="episodes of the final model's evaluation")
-    parser.add_argument("--threshold", type=float, required=True)
+    parser.add_argument("--threshold", type=float)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10)))
     parser.add_argument("--log-root", default=None, help="keep each seed's rl-zoo3 log folder under this folder")
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (with --spec: CPU slots)")
     args, extra = parser.parse_known_args()
     start = time.perf_counter()
-    runs = train_seeds(
-        args.algo, args.env, args.seeds, args.n_timesteps, args.eval_freq, args.jobs,
-        eval_episodes=args.eval_episodes, log_root=args.log_root, extra_args=extra,
-        final_episodes=args.final_episodes,
-    )  # fmt: skip
-    print(markdown_table(runs, args.threshold))
+    if args.spec:
+        try:
+            algorithm_of(args.spec)
+        except ValueError as error:
+            parser.error(str(error))
+        table, passed = learning_check(args.spec, args.jobs, log_root=args.log_root, extra_args=extra)
+        print(f"{table}\n{'PASSED' if passed else 'FAILED'}")
+    else:
+        missing = [flag for flag in ("algo", "env", "n_timesteps", "eval_freq", "threshold") if getattr(args, flag) is None]
+        if missing:
+            parser.error(f"without --spec, give --{', --'.join(name.replace('_', '-') for name in missing)}")
+        runs = train_seeds(
+            args.algo, args.env, args.seeds, args.n_timesteps, args.eval_freq, args.jobs,
+            eval_episodes=args.eval_episodes, log_root=args.log_root, extra_args=extra,
+            final_episodes=args.final_episodes,
+        )  # fmt: skip
+        print(markdown_table(runs, args.threshold))
     print(f"Total wall time: {time.perf_counter() - start:.0f} s with {args.jobs} parallel jobs.")
 
 

@@ -31,8 +31,8 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", **PEER_ENVIRO
 import numpy as np
 import torch as th
 
-from sb3_course.benchmarks.matchups import MATCHUPS, NET_SIZES, matchups
 from sb3_course.benchmarks.speed import make_model
+from sb3_course.zoo.matched import MATCHUPS, NET_SIZES, matchups
 
 PIECES = ("act", "env step", "buffer sample", "update", "jitted update", "rest")
 

@@ -10,7 +10,7 @@ caches of the next; the two sides alternate (course, SB3, course, SB3, ...). The
 process start-up and model construction are not timed; the on-policy pair skips the same number of steps), and
 runs for ``--steps`` more steps. Off-policy runs take one gradient step per environment step. The ratio is taken
 per repetition (course run i / SB3 run i). The matched settings of each pair are in
-:mod:`sb3_course.benchmarks.matchups` and ``docs/benchmarks.md``. ``--device cuda`` puts both sides' networks on
+:mod:`sb3_course.zoo.matched` and ``docs/benchmarks.md``. ``--device cuda`` puts both sides' networks on
 the GPU (``docs/gpu.md``); the output names the device. ``--peers sbx`` adds SBX's class with the SB3 side's
 settings as a third side (``pip install "sb3-course[bench]"``); the clock then starts ``--warm-steps`` gradient
 steps after ``--learning-starts`` on every side, so that JAX's compilation is not timed. Each run reports steps
@@ -37,7 +37,11 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.noise import OrnsteinUhlenbeckActionNoise
 
 from sb3_course.benchmarks.machine import StepClock, machine_idle_percent
-from sb3_course.benchmarks.matchups import (
+from sb3_course.benchmarks.peers import PEER_ENVIRONMENT, PEER_LABELS, PEERS, peer_class, require_peers
+from sb3_course.common.files import write_text_atomically
+from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
+from sb3_course.registry import ALGORITHMS, score_range
+from sb3_course.zoo.matched import (
     MATCHUPS,
     NET_SIZES,
     OFF_POLICY_STEPS,
@@ -45,10 +49,6 @@ from sb3_course.benchmarks.matchups import (
     Matchup,
     matchups,
 )
-from sb3_course.benchmarks.peers import PEER_ENVIRONMENT, PEER_LABELS, PEERS, peer_class, require_peers
-from sb3_course.common.files import write_text_atomically
-from sb3_course.ddpg.ddpg import COURSE_OU_DT, COURSE_OU_SIGMA, COURSE_OU_THETA
-from sb3_course.registry import ALGORITHMS, score_range
 
 # Below this share of idle CPU time before the runs the machine counts as busy
 BUSY_IDLE_PERCENT = 90.0

@@ -1,3 +1,4 @@
+import inspect
 import warnings
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -21,16 +22,17 @@ SelfCourseDQN = TypeVar("SelfCourseDQN", bound="CourseDQN")
 EXPLORATION_DECAYS = ("harmonic", "linear")
 
 
-def warn_unused(setting: str, active: bool, **values: tuple[Any, Any]) -> None:
+def warn_unused(setting: str, active: bool, **values: Any) -> None:
     """
-    Warn when hyperparameters that only ``setting`` uses are given (differ from their defaults) without it: an SB3
-    recipe for DQN sets them and expects them to act (and a harmonic floor does nothing to a linear schedule).
+    Warn when hyperparameters that only ``setting`` uses are given (differ from CourseDQN's defaults) without it: an
+    SB3 recipe for DQN sets them and expects them to act (and a harmonic floor does nothing to a linear schedule).
 
     :param setting: the setting that uses them, as the user would write it
     :param active: whether it is on
-    :param values: hyperparameter name -> (value given, default)
+    :param values: hyperparameter name -> value given
     """
-    given = [name for name, (value, default) in values.items() if value != default]
+    defaults = inspect.signature(CourseDQN.__init__).parameters
+    given = [name for name, value in values.items() if value != defaults[name].default]
     if given and not active:
         warnings.warn(
             f"CourseDQN uses {', '.join(given)} only with {setting}; without it they have no effect",
@@ -151,21 +153,14 @@ class CourseDQN(OffPolicySafeFilesMixin, FastOffPolicyMixin, DQN):
         checked = check_arguments(type(self), locals())
         hint = "Use CourseDDPG or CourseSAC for continuous (Box) actions."
         checked_env = check_env_spaces(env, "CourseDQN", self.supported_action_spaces, hint, checked["verbose"])
-        warn_unused(
-            "use_target_network=True",
-            use_target_network,
-            target_update_interval=(target_update_interval, 10_000),
-            tau=(tau, 1.0),
-        )
+        warn_unused("use_target_network=True", use_target_network, target_update_interval=target_update_interval, tau=tau)
         warn_unused(
             "exploration_decay='linear'",
             exploration_decay == "linear",
-            exploration_fraction=(exploration_fraction, 0.1),
-            exploration_final_eps=(exploration_final_eps, 0.05),
+            exploration_fraction=exploration_fraction,
+            exploration_final_eps=exploration_final_eps,
         )
-        warn_unused(
-            "exploration_decay='harmonic'", exploration_decay == "harmonic", exploration_min_eps=(exploration_min_eps, 0.0)
-        )
+        warn_unused("exploration_decay='harmonic'", exploration_decay == "harmonic", exploration_min_eps=exploration_min_eps)
         self.use_target_network = checked.pop("use_target_network")
         self.exploration_decay = exploration_decay
         self.exploration_min_eps = checked.pop("exploration_min_eps")

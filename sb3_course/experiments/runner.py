@@ -2,92 +2,23 @@
 Running many training jobs (:mod:`sb3_course.experiments.jobs`): a local pool of subprocesses over CPU slots or Ray
 tasks, a resumable run store, and interruption that keeps what finished.
 
-Each job's result is saved under ``<runs>/<key>.npz`` + ``.json`` as soon as it finishes, each renamed into place whole
-(``sb3_course.common.files.atomic_path``), and a sweep skips every job whose result exists: an interrupted sweep
-resumes where it stopped. The key hashes everything that changes the run (algorithm, env, hyperparameters, budget,
-evaluation, seed), so a run shared by two sweeps (the course side of parity's matched and recipe modes) is trained once.
+Each job's result is added to the sweep's run archive (:mod:`sb3_course.experiments.store`) as soon as it finishes, and
+a sweep skips every job whose result exists: an interrupted sweep resumes where it stopped. The key hashes everything
+that changes the run (algorithm, env, hyperparameters, budget, evaluation, seed), so a run shared by two sweeps (the
+course side of parity's matched and recipe modes) is trained once.
 """
 
-import json
-import math
-import os
 import signal
 import sys
 import threading
-import time
-import zipfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from typing import Any, TypeVar
 
-import numpy as np
 from tqdm import tqdm
 
-from sb3_course.common.files import atomic_path, write_text_atomically
-from sb3_course.experiments.jobs import Job, RunResult, remove_stale_run_folders, run_job, stop_children
-
-
-class RunStore:
-    """The ``runs/`` folder of a sweep: one ``<key>.npz`` (curves) and ``<key>.json`` (job and cost) per run."""
-
-    def __init__(self, folder: str, create: bool = True) -> None:
-        self.folder = folder
-        if create:
-            os.makedirs(self.folder, exist_ok=True)
-
-    def has(self, job: Job) -> bool:
-        return os.path.exists(os.path.join(self.folder, f"{job.key}.json"))
-
-    def save(self, job: Job, result: dict[str, Any]) -> None:
-        base = os.path.join(self.folder, job.key)
-        # Each file is renamed into place whole (atomic_path); the .json is written last and marks the run finished
-        with atomic_path(f"{base}.npz") as tmp, open(tmp, "wb") as file:
-            np.savez(file, timesteps=np.asarray(result["timesteps"]), returns=np.asarray(result["returns"]))
-        meta = {"job": asdict(job), "wall_time": result["wall_time"], "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        write_text_atomically(f"{base}.json", json.dumps(meta, indent=1))
-
-    def load(self, job: Job) -> RunResult:
-        """The saved run of ``job``; a :class:`DamagedRunError` naming the files when they cannot be read."""
-        base = os.path.join(self.folder, job.key)
-        try:
-            with open(f"{base}.json") as file:
-                meta = json.load(file)
-            with np.load(f"{base}.npz") as data:
-                return checked_run(RunResult(job, data["timesteps"], data["returns"], meta["wall_time"]))
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as error:
-            raise DamagedRunError(
-                f"run {base}.json / .npz cannot be read ({type(error).__name__}: {error}); delete both to train it again"
-            ) from error
-
-
-class DamagedRunError(ValueError):
-    """A stored run whose files cannot be read or hold values no training run writes."""
-
-
-def checked_run(run: RunResult) -> RunResult:
-    """
-    ``run`` if its values are those of a training run (what the reports compute on), else a ``ValueError`` saying
-    what is wrong: a positive finite ``wall_time``; at least one evaluation, at non-negative increasing steps; the
-    returns finite, one row per evaluation and one column per evaluation episode of the job.
-    """
-    wall_time, timesteps, returns = run.wall_time, run.timesteps, run.returns
-    if isinstance(wall_time, bool) or not isinstance(wall_time, int | float) or not 0 < wall_time < math.inf:
-        raise ValueError(f"wall_time must be a positive number of seconds, got {wall_time!r}")
-    for name, array, ndim in (("timesteps", timesteps, 1), ("returns", returns, 2)):
-        if array.dtype.kind not in "iuf" or array.ndim != ndim or array.size == 0:
-            raise ValueError(f"{name} must be a non-empty {ndim}-D array of numbers, got shape {array.shape} {array.dtype}")
-        if not np.isfinite(array).all():
-            raise ValueError(f"{name} holds NaN or infinite values")
-    if timesteps[0] < 0 or (np.diff(timesteps) <= 0).any():
-        raise ValueError(f"timesteps must be non-negative and increasing, got {timesteps.tolist()}")
-    if returns.shape != (len(timesteps), run.job.eval_episodes):
-        raise ValueError(
-            f"returns must hold one row per evaluation and {run.job.eval_episodes} episodes per row (the job's "
-            f"eval_episodes), got shape {returns.shape} for {len(timesteps)} evaluations"
-        )
-    return run
-
+from sb3_course.experiments.jobs import Job, remove_stale_run_folders, run_job, stop_children
+from sb3_course.experiments.store import DamagedRunError, RunStore
 
 T = TypeVar("T")
 
@@ -103,7 +34,7 @@ def exit_on_damaged_run(prog: str, read: Callable[[], T]) -> T:
 
 def exit_without_runs(prog: str, store: RunStore, jobs: Iterable[Job], flag: str) -> None:
     """A report over ``store`` that holds none of ``jobs`` (``--report-only``): one line naming the folder, status 2."""
-    if not any(store.has(job) for job in jobs):
+    if not exit_on_damaged_run(prog, lambda: any(store.has(job) for job in jobs)):
         print(
             f"{prog}: error: {store.folder} holds no finished run of this sweep, so there is nothing to report; give the "
             f"{flag} of the sweep (and its settings), or run it without --report-only",

@@ -1,6 +1,6 @@
 """
 A3C taking SB3's A2C update, for the implementation check of the A3C pair (``SB3_EXPRESSIBLE["a3c"]`` in
-:mod:`sb3_course.parity.pairs`): with one worker, A2C's rollouts and its mean loss, A3C computes A2C's update
+:mod:`sb3_course.zoo.matched`): with one worker, A2C's rollouts and its mean loss, A3C computes A2C's update
 (``tests/test_a3c.py::test_one_worker_with_fixed_rollouts_and_mean_loss_takes_a2cs_update``), so a gap between
 the two sides of the matched comparison can only come from the implementation. The course class itself keeps
 the paper's rollouts and the course's summed loss.

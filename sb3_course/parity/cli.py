@@ -23,7 +23,6 @@ from typing import Any
 
 from sb3_course.experiments.jobs import Job
 from sb3_course.experiments.runner import (
-    RunStore,
     exit_on_damaged_run,
     exit_without_runs,
     run_interruptibly,
@@ -31,17 +30,12 @@ from sb3_course.experiments.runner import (
     run_ray,
     run_unfinished,
 )
-from sb3_course.parity.pairs import (
-    DEFAULT_PAIRS,
-    MODES,
-    Pair,
-    course_recipe,
-    matched_hyperparams,
-    parse_pair,
-)
+from sb3_course.experiments.store import RunStore
+from sb3_course.parity.pairs import DEFAULT_PAIRS, MODES, Pair, matched_hyperparams, parse_pair
 from sb3_course.parity.report import Result, evaluate, write_report
 from sb3_course.registry import SCORE_RANGES
 from sb3_course.zoo.checks import OneLineParser, check_job, check_keys, check_output_folder, positive_int
+from sb3_course.zoo.matched import course_recipe
 from sb3_course.zoo.runs import cpus_of
 from sb3_course.zoo.values import RecipeError
 

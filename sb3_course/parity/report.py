@@ -2,7 +2,6 @@
 
 import csv
 import os
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -10,9 +9,10 @@ import numpy as np
 
 from sb3_course.common.files import atomic_path, write_text_atomically
 from sb3_course.experiments.jobs import RunResult
-from sb3_course.parity.pairs import MATCHING_GAPS, Pair
-from sb3_course.parity.stats import Comparison, compare, pair_verdict, run_scores
+from sb3_course.parity.pairs import Pair
+from sb3_course.parity.stats import Comparison, compare, interval_estimates, pair_verdict, run_scores
 from sb3_course.registry import SCORE_RANGES, normalise
+from sb3_course.zoo.matched import MATCHING_GAPS
 
 CURVE_REPS = 1_000
 
@@ -137,14 +137,10 @@ def _iqm_per_step(scores: np.ndarray) -> np.ndarray:
 def plot_curves(result: Result, path: str) -> None:
     """Learning curves: IQM over seeds of the evaluation return, with 95% bootstrap CI bands (rliable)."""
     import matplotlib.pyplot as plt
-    from rliable import library, plot_utils
+    from rliable import plot_utils
 
     curves = {side.label: side.curves[:, None, :] for side in (result.course, result.sb3)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # arch deprecates the RandomState rliable passes
-        points, intervals = library.get_interval_estimates(
-            curves, _iqm_per_step, reps=CURVE_REPS, random_state=np.random.RandomState(0)
-        )
+    points, intervals = interval_estimates(curves, _iqm_per_step, CURVE_REPS, 0)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plot_utils.plot_sample_efficiency_curve(
         result.course.grid, points, intervals, algorithms=list(curves), ax=ax,

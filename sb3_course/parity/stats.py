@@ -62,7 +62,8 @@ def _iqm(scores: np.ndarray) -> float:
     return float(metrics.aggregate_iqm(scores))
 
 
-def _interval(scores: dict[str, object], func, seed: int) -> tuple[float, tuple[float, float]]:
+def interval_estimates(scores: dict[str, np.ndarray], func, reps: int, seed: int) -> tuple[dict, dict]:
+    """rliable's ``get_interval_estimates``, the same for the same ``seed``, leaving NumPy's global state as it was."""
     from rliable import library
 
     # rliable's stratified bootstraps draw their indices from NumPy's global generator (np.random.choice), not
@@ -73,11 +74,13 @@ def _interval(scores: dict[str, object], func, seed: int) -> tuple[float, tuple[
         with warnings.catch_warnings():
             # arch deprecates the RandomState that rliable passes on
             warnings.simplefilter("ignore", FutureWarning)
-            points, intervals = library.get_interval_estimates(
-                scores, func, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
-            )
+            return library.get_interval_estimates(scores, func, reps=reps, random_state=np.random.RandomState(seed))
     finally:
         np.random.set_state(global_state)
+
+
+def _interval(scores: dict[str, object], func, seed: int) -> tuple[float, tuple[float, float]]:
+    points, intervals = interval_estimates(scores, func, BOOTSTRAP_REPS, seed)  # type: ignore[arg-type]
     (key,) = scores
     low, high = np.asarray(intervals[key]).reshape(2, -1)[:, 0]
     return float(np.ravel(points[key])[0]), (float(low), float(high))

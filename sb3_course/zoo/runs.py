@@ -1,6 +1,6 @@
 """
 What only the recipes and rl-zoo3 know about a training run of the experiment runner (:mod:`sb3_course.experiments`):
-the CPU slots it takes and the return of the final model it saved.
+its budget in the course recipe, the CPU slots it takes and the return of the final model it saved.
 """
 
 import inspect
@@ -13,6 +13,11 @@ from stable_baselines3.common.evaluation import evaluate_policy
 
 from sb3_course.a3c import A3C
 from sb3_course.zoo import recipe_block, register
+
+
+def recipe_budget(algo: str, env_id: str) -> int:
+    """The ``n_timesteps`` of the course recipe of ``algo`` for ``env_id`` (the budget of its learning check)."""
+    return int(float(recipe_block(algo, env_id)["n_timesteps"]))
 
 
 def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
