@@ -5,12 +5,11 @@ import inspect
 import json
 import os
 
-import numpy as np
 import pytest
 import yaml
 
 from sb3_course.a3c import A3C
-from sb3_course.benchmarks.learning import train_seed
+from sb3_course.benchmarks.learning import markdown_table, train_seed
 from sb3_course.experiments.jobs import Job, train
 from sb3_course.zoo import load_recipes
 from sb3_course.zoo.runs import cpus_of
@@ -19,9 +18,23 @@ TINY_DQN = ["-params", "learning_starts:50", "buffer_size:500", "policy_kwargs:d
 
 
 def test_learning_check_trains_through_the_runner_and_evaluates_the_final_model(tmp_path):
-    run = train_seed("course_dqn", "CartPole-v1", 0, 200, 100, eval_episodes=2, log_root=str(tmp_path), extra_args=TINY_DQN)
+    run = train_seed(
+        "course_dqn",
+        "CartPole-v1",
+        0,
+        200,
+        100,
+        eval_episodes=2,
+        log_root=str(tmp_path),
+        extra_args=TINY_DQN,
+        final_episodes=3,
+    )
     assert run.timesteps.tolist() == [100, 200]
-    assert run.mean_returns.shape == (2,) and np.isfinite(run.final_return) and run.final_return > 0
+    assert run.mean_returns.shape == (2,) and run.final_returns.shape == (3,) and (run.final_returns > 0).all()
+    assert run.final_return == run.final_returns.mean()
+    assert f"| 0 | {run.final_return:.1f} | {run.final_returns.std():.1f} | {run.final_returns.min():.1f} |" in (
+        markdown_table([run], 475)
+    )
     # the rl-zoo3 log folder stays under log_root, with the -params flags in its saved settings
     (folder,) = os.listdir(tmp_path)
     (config,) = [os.path.join(root, "config.yml") for root, _, files in os.walk(tmp_path / folder) if "config.yml" in files]

@@ -140,7 +140,10 @@ def test_learning_check_trains_the_registry_spec_at_the_recipe_budget(key, unsol
     def train_seeds(algo, env_id, seeds, n_timesteps, eval_freq, jobs, **kwargs):
         calls.append((algo, env_id, seeds, n_timesteps, eval_freq, jobs, kwargs["final_episodes"]))
         finals = {seed: solved_return - (seed < unsolved) for seed in seeds}
-        return [LearningRun(seed, np.array([eval_freq]), np.array([final]), final, 1.0) for seed, final in finals.items()]
+        return [
+            LearningRun(seed, np.array([eval_freq]), np.array([final]), np.array([final]), 1.0)
+            for seed, final in finals.items()
+        ]
 
     monkeypatch.setattr(learning, "train_seeds", train_seeds)
     table, passed = learning.learning_check(key)

@@ -23,21 +23,26 @@ import numpy as np
 
 from sb3_course.experiments.jobs import Job, train
 from sb3_course.registry import SOLVED_RETURNS, algorithm_of
-from sb3_course.zoo.runs import cpus_of, final_model_return, recipe_budget
+from sb3_course.zoo.runs import cpus_of, final_model_returns, recipe_budget
 
 
 @dataclass
 class LearningRun:
     """
-    Result of one seed: evaluation steps and mean return of each evaluation during training, the mean return of the
-    final model, and the wall time of training.
+    Result of one seed: evaluation steps and mean return of each evaluation during training, the return of each
+    episode of the final model's evaluation, and the wall time of training.
     """
 
     seed: int
     timesteps: np.ndarray
     mean_returns: np.ndarray
-    final_return: float
+    final_returns: np.ndarray
     wall_time: float
+
+    @property
+    def final_return(self) -> float:
+        """The final model's mean return."""
+        return float(self.final_returns.mean())
 
     def solved(self, threshold: float) -> bool:
         """Whether the final model's mean return is at least ``threshold``."""
@@ -70,9 +75,9 @@ def train_seed(
     log_folder = tempfile.mkdtemp(prefix=f"{algo}-{env_id}-{seed}-", dir=log_root)
     job = Job(algo, env_id, seed, n_timesteps, eval_freq, eval_episodes, extra_args=tuple(extra_args or ()))
     run_folder, evaluations = train(job, log_folder)
-    final = final_model_return(algo, env_id, run_folder, final_episodes or eval_episodes, seed)
+    finals = final_model_returns(algo, env_id, run_folder, final_episodes or eval_episodes, seed)
     mean_returns = np.asarray(evaluations["returns"]).mean(axis=1)
-    return LearningRun(seed, np.asarray(evaluations["timesteps"]), mean_returns, final, evaluations["wall_time"])
+    return LearningRun(seed, np.asarray(evaluations["timesteps"]), mean_returns, finals, evaluations["wall_time"])
 
 
 def train_seeds(
@@ -84,15 +89,20 @@ def train_seeds(
 
 
 def markdown_table(runs: list[LearningRun], threshold: float) -> str:
-    """One row per seed: the final model's return, first evaluation step at the threshold, best evaluation, wall time."""
+    """
+    One row per seed: the final model's mean return, the standard deviation and the worst of its episodes, first
+    evaluation step at the threshold, best evaluation, wall time.
+    """
     lines = [
-        "| seed | final model return | solved | first step >= threshold | best eval | wall time (s) |",
-        "|---:|---:|:---:|---:|---:|---:|",
+        "| seed | final model return | std over episodes | worst episode | solved | first step >= threshold | best eval "
+        "| wall time (s) |",
+        "|---:|---:|---:|---:|:---:|---:|---:|---:|",
     ]
     for run in runs:
         first = run.first_step_reaching(threshold)
         lines.append(
-            f"| {run.seed} | {run.final_return:.1f} | {'yes' if run.solved(threshold) else 'no'} | "
+            f"| {run.seed} | {run.final_return:.1f} | {run.final_returns.std():.1f} | {run.final_returns.min():.1f} | "
+            f"{'yes' if run.solved(threshold) else 'no'} | "
             f"{first if first is not None else 'never'} | {run.mean_returns.max():.1f} | {run.wall_time:.0f} |"
         )
     solved = sum(run.solved(threshold) for run in runs)

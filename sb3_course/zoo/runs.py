@@ -31,9 +31,9 @@ def cpus_of(algo: str, env_id: str, hyperparams: dict[str, Any]) -> int:
     return int(hyperparams.get("n_workers", recipe_block("a3c", env_id).get("n_workers", default)))
 
 
-def final_model_return(algo: str, env_id: str, run_folder: str, n_episodes: int, seed: int) -> float:
+def final_model_returns(algo: str, env_id: str, run_folder: str, n_episodes: int, seed: int) -> np.ndarray:
     """
-    Mean return of the model saved at the end of training (``<run_folder>/<env_id>.zip``, not ``best_model.zip``)
+    Returns of the model saved at the end of training (``<run_folder>/<env_id>.zip``, not ``best_model.zip``)
     over ``n_episodes`` deterministic episodes, on a test env built as ``sb3-course enjoy`` builds it (rl-zoo3's
     ``create_test_env``: the recipe's wrappers, ``VecNormalize`` statistics when the recipe normalises); the return
     is the environment's own (``Monitor``'s), whatever reward shaping a recipe wrapper adds outside it.
@@ -50,4 +50,4 @@ def final_model_return(algo: str, env_id: str, run_folder: str, n_episodes: int,
         returns, _ = evaluate_policy(model, env, n_eval_episodes=n_episodes, deterministic=True, return_episode_rewards=True)
     finally:
         env.close()
-    return float(np.mean(returns))
+    return np.asarray(returns, dtype=float)
