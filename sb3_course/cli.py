@@ -152,7 +152,7 @@ def enjoy() -> None:
 
     register()
     checked(sys.argv[1:], recipe=False, play=True)
-    play(sys.argv[0])
+    play()
 
 
 def push_to_hub() -> None:

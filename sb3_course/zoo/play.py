@@ -3,10 +3,6 @@
 env's own reward, before the reward shaping of a recipe's ``env_wrapper``), and one line for a missing model.
 """
 
-import argparse
-import contextlib
-import io
-import sys
 from typing import Any
 
 import numpy as np
@@ -48,43 +44,10 @@ class VecMonitorReturn(VecEnvWrapper):
         return obs, rewards, dones, infos
 
 
-def check_model_path(argv: list[str]) -> str | None:
-    """
-    What is wrong with the model ``enjoy`` would load (rl-zoo3's ``get_model_path`` with the same flags), or ``None``;
-    a folder named ``rl-trained-agents`` is left to rl-zoo3, which downloads a missing model from the Hub.
-    """
-    from rl_zoo3.utils import get_model_path
-
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--algo", default="ppo")
-    parser.add_argument("--env", default="CartPole-v1")
-    parser.add_argument("-f", "--folder", default="rl-trained-agents")
-    parser.add_argument("--exp-id", type=int, default=0)
-    parser.add_argument("--load-best", action="store_true")
-    parser.add_argument("--load-checkpoint", default=None)
-    parser.add_argument("--load-last-checkpoint", action="store_true")
-    known, _ = parser.parse_known_args(argv)
-    if "rl-trained-agents" in known.folder:
-        return None
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):  # "Loading latest experiment": rl-zoo3 prints it again
-            get_model_path(
-                known.exp_id, known.folder, known.algo, known.env, known.load_best, known.load_checkpoint,
-                known.load_last_checkpoint,
-            )  # fmt: skip
-    except (AssertionError, ValueError) as error:
-        return f"{error} (train with: sb3-course train --algo {known.algo} --env {known.env} -f {known.folder})"
-    return None
-
-
-def enjoy(prog: str) -> None:
+def enjoy() -> None:
     """rl-zoo3's ``enjoy`` with :class:`VecMonitorReturn` around its test env."""
     from rl_zoo3 import enjoy as zoo_enjoy
 
-    problem = None if {"-h", "--help"} & set(sys.argv) else check_model_path(sys.argv[1:])
-    if problem is not None:
-        print(f"{prog}: error: {problem}", file=sys.stderr)
-        sys.exit(2)
     create_test_env = zoo_enjoy.create_test_env
 
     def monitored_test_env(*args: Any, **kwargs: Any) -> VecEnv:

@@ -25,8 +25,9 @@ def check_whole_model(path: str, algo: str, where: str) -> None:
 
 def check_played_model(argv: list[str], algo: str, env_id: str) -> None:
     """
-    The model ``enjoy`` / ``record_video`` will load (found as rl-zoo3 finds it, ``get_model_path``): a whole model
-    file of the algorithm, a downloaded one included. No model found: rl-zoo3 says so (or downloads one).
+    The model ``enjoy`` / ``record_video`` will load (found as rl-zoo3 finds it, ``get_model_path``): one that exists,
+    a whole model file of the algorithm, a downloaded one included. A folder named ``rl-trained-agents`` is left to
+    rl-zoo3, which downloads a missing model from the Hub.
     """
     from huggingface_sb3 import EnvironmentName
     from rl_zoo3.utils import get_model_path
@@ -44,7 +45,11 @@ def check_played_model(argv: list[str], algo: str, env_id: str) -> None:
                 known.exp_id, known.folder, algo, EnvironmentName(env_id), known.load_best, known.load_checkpoint,
                 known.load_last_checkpoint,
             )  # fmt: skip
-    except (AssertionError, ValueError, OSError):
+    except (AssertionError, ValueError) as error:
+        if "rl-trained-agents" in known.folder:
+            return
+        raise RecipeError(f"{error} (train with: sb3-course train --algo {algo} --env {env_id} -f {known.folder})") from error
+    except OSError:
         return
     check_whole_model(model_path, algo, "model")
 
