@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from stable_baselines3.common.env_util import make_vec_env
+from test_zoo_cli import run_module, sb3_course
 
-from sb3_course.cli import main
 from sb3_course.common.wrappers import CourseCartPoleReward
 from sb3_course.version import __version__
 from sb3_course.zoo import default_config
@@ -24,14 +24,7 @@ WHERE = ["--algo", "course_dqn", "--env", "CartPole-v1", "-f", "logs"]
 
 
 def cli(*argv: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sb3_course.cli", *argv], capture_output=True, text=True, cwd=cwd, timeout=300, env=env
-    )
-
-
-def sb3_course(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
-    monkeypatch.setattr(sys, "argv", ["sb3-course", *argv])
-    main()
+    return run_module("sb3_course.cli", *argv, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")

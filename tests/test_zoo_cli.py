@@ -38,9 +38,9 @@ DQN_TRAIN = [
 ]  # fmt: skip
 
 
-def run_module(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_module(module: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=cwd, timeout=300, check=False, env=env
     )
 
 

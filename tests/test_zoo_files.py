@@ -10,17 +10,12 @@ from pathlib import Path
 
 import pytest
 from stable_baselines3 import DQN
+from test_zoo_cli import sb3_course
 
 from sb3_course import CourseDQN
-from sb3_course.cli import main
 
 DQN_ARGS = ["--algo", "course_dqn", "--env", "CartPole-v1"]
 TINY = dict(policy_kwargs=dict(net_arch=[8]))
-
-
-def sb3_course(monkeypatch: pytest.MonkeyPatch, *argv: str) -> None:
-    monkeypatch.setattr(sys, "argv", ["sb3-course", *argv])
-    main()
 
 
 # Bad input of train: one line, exit 2, nothing created (rl-zoo3 made its log folder, then ended in a traceback)
