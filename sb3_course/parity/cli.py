@@ -178,10 +178,12 @@ def results_of(args: argparse.Namespace) -> list[Result]:
             course_jobs, sb3_jobs = jobs_of(pair, mode, args.seeds, args.eval_episodes)
             # Both sides are judged on the seeds both have: a side that has more (runs shared with another sweep)
             # would make the sides unequal and silently drop the pairing of matched runs
-            seeds = {job.seed for job in course_jobs if store.has(job)} & {job.seed for job in sb3_jobs if store.has(job)}
+            course_seeds = {job.seed for job in course_jobs if store.has(job)}
+            sb3_seeds = {job.seed for job in sb3_jobs if store.has(job)}
+            seeds = course_seeds & sb3_seeds
             course = [store.load(job) for job in course_jobs if job.seed in seeds]
             sb3 = [store.load(job) for job in sb3_jobs if job.seed in seeds]
-            unmatched = sorted({job.seed for job in course_jobs + sb3_jobs if store.has(job)} - seeds)
+            unmatched = sorted((course_seeds | sb3_seeds) - seeds)
             if unmatched:
                 print(
                     f"{pair.name} ({mode}): judged on the {len(seeds)} seeds both sides have; the runs of seeds "
@@ -196,12 +198,10 @@ def results_of(args: argparse.Namespace) -> list[Result]:
 def main(argv: list[str] | None = None) -> list[Result]:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
-    failures: list[str] = []
     if args.report_only:
         exit_without_runs("sb3-course parity", RunStore(args.runs, create=False), planned_jobs(args), "--out / --runs")
     os.makedirs(args.out, exist_ok=True)
-    if not args.report_only:
-        failures = run_interruptibly(partial(run_sweep, args), args.runs)
+    failures = [] if args.report_only else run_interruptibly(partial(run_sweep, args), args.runs)
     results = exit_on_damaged_run("sb3-course parity", lambda: results_of(args))
     if results:
         path = write_report(results, args.out, "sb3-course parity " + shlex.join(argv), args.tolerance, args.last_evals)
